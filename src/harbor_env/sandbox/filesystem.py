@@ -1,0 +1,126 @@
+"""The sandbox's root file system: a private writable directory with a read-only base on top.
+
+The sandbox's `/` is a per-sandbox directory on the host (`<sandbox>/root`). Everything the
+base (the host's `/`, or an unpacked image root file system) provides is bind-mounted into it
+read-only, entry by entry. Paths the sandbox owns (the working directory, /tmp, /logs, files a
+Dockerfile COPYs, ...) are plain directories of that private root, so they are writable, never
+shared between sandboxes, and the host reaches them directly for uploads and downloads.
+
+Only the directories on the way to a path the sandbox owns are opened up ("expanded") and
+their entries bound one by one; every other base entry is a single read-only bind.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Never taken from the base: bubblewrap provides fresh ones (proc, dev) or the sandbox owns them.
+_NEVER_FROM_BASE = {"/proc", "/dev", "/sys", "/tmp", "/run", "/var/tmp"}
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host path mounted at a sandbox path (Harbor's log mounts, for instance)."""
+
+    source: Path
+    target: str
+    read_only: bool = False
+
+
+def normalize(path: str) -> str:
+    """An absolute, normalized sandbox path."""
+    if not path.startswith("/"):
+        raise ValueError(f"sandbox paths must be absolute, got {path!r}")
+    return posixpath.normpath(path).replace("//", "/")
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:i]) if i else "/" for i in range(len(parts))]
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or prefix == "/" or path.startswith(prefix + "/")
+
+
+@dataclass
+class RootFilesystem:
+    """Plans the bind mounts of one sandbox and maps sandbox paths to host paths."""
+
+    root: Path  # the private host directory that is the sandbox's `/`
+    base: Path  # `/` for the host, or an unpacked image root file system
+    owned: set[str] = field(default_factory=set)  # sandbox paths that come from `root`
+    hidden: set[str] = field(default_factory=set)  # base paths the sandbox must not see
+    binds: list[Bind] = field(default_factory=list)
+    _read_only: dict[str, Path] = field(default_factory=dict)  # sandbox path -> base path
+
+    def bwrap_args(self) -> list[str]:
+        """`bwrap` arguments for the root file system (mounts only; no namespaces)."""
+        owned = {normalize(p) for p in self.owned}
+        hidden = {normalize(p) for p in self.hidden}
+        expanded = {a for p in owned | hidden for a in _ancestors(p)}
+        args = ["--bind", str(self.root), "/"]
+        self._read_only = {}
+        self._walk("/", owned | hidden | _NEVER_FROM_BASE, expanded, args)
+        args += ["--ro-bind", "/sys", "/sys", "--dev", "/dev", "--proc", "/proc"]
+        for bind in sorted(self.binds, key=lambda b: b.target.count("/")):
+            args += ["--ro-bind" if bind.read_only else "--bind", str(bind.source), normalize(bind.target)]
+        return args
+
+    def _walk(self, directory: str, skip: set[str], expanded: set[str], args: list[str]) -> None:
+        base_dir = self.base / directory.lstrip("/")
+        try:
+            entries = sorted(os.scandir(base_dir), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            path = posixpath.join(directory, entry.name)
+            if path in skip:
+                continue
+            if entry.is_symlink():
+                args += ["--symlink", os.readlink(entry.path), path]
+            elif path in expanded and entry.is_dir():
+                args += ["--dir", path]
+                self._walk(path, skip, expanded, args)
+            elif entry.is_dir() or entry.is_file():
+                args += ["--ro-bind", entry.path, path]
+                self._read_only[path] = Path(entry.path)
+            # sockets, fifos and devices of the base are never exposed
+
+    def host_path(self, sandbox_path: str, *, for_write: bool) -> Path | None:
+        """The host path behind a sandbox path, or None when the host cannot reach it safely.
+
+        None means: go through the sandbox instead (read-only path, or a symlink on the way
+        that must be resolved inside the sandbox, not on the host).
+        """
+        path = normalize(sandbox_path)
+        for bind in sorted(self.binds, key=lambda b: len(b.target), reverse=True):
+            target = normalize(bind.target)
+            if _is_under(path, target):
+                if for_write and bind.read_only:
+                    return None
+                return self._contained(bind.source, posixpath.relpath(path, target))
+        for target, source in self._read_only.items():
+            if _is_under(path, target):
+                if for_write:
+                    return None
+                return self._contained(source, posixpath.relpath(path, target))
+        return self._contained(self.root, path.lstrip("/"))
+
+    @staticmethod
+    def _contained(prefix: Path, relative: str) -> Path | None:
+        candidate = prefix / relative if relative not in ("", ".") else prefix
+        # Resolve the deepest existing ancestor: a symlink planted by the agent must not lead
+        # the host outside the sandbox.
+        existing = candidate
+        while not existing.exists() and not existing.is_symlink() and existing != prefix:
+            existing = existing.parent
+        resolved = Path(os.path.realpath(existing))
+        if resolved != prefix.resolve() and not resolved.is_relative_to(prefix.resolve()):
+            return None
+        if existing.is_symlink():
+            return None
+        return candidate

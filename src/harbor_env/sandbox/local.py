@@ -1,0 +1,587 @@
+"""LocalSandbox: a Harbor environment that runs a task on this host, without containers.
+
+Each sandbox is one bubblewrap process tree in its own mount, PID, IPC, UTS and (unless the
+task may use the network) network namespace. Its init keeps the namespaces alive between
+commands; every `exec` joins them with `nsenter`, so daemons an agent starts (tmux) survive
+from one command to the next exactly as in `docker exec`. Killing the init ends the PID
+namespace, and with it every process the sandbox ever started.
+
+If this Python process dies, the init reads EOF on its stdin and exits, so a crash cannot
+leave a sandbox running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import inspect
+import io
+import json
+import logging
+import os
+import posixpath
+import re
+import shutil
+import signal
+import tarfile
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import tomllib
+from harbor.environments.base import BaseEnvironment, ExecResult
+from harbor.environments.capabilities import (
+    EnvironmentCapabilities,
+    EnvironmentResourceCapabilities,
+)
+from harbor.models.task.config import NetworkMode, NetworkPolicy
+from harbor.models.trial.config import ResourceMode
+from pydantic import ValidationError
+
+from harbor_env.sandbox.config import LocalSandboxConfig
+from harbor_env.sandbox.dockerfile import CopyStep, ImageLayout, parse_dockerfile
+from harbor_env.sandbox.filesystem import Bind, RootFilesystem, normalize
+from harbor_env.sandbox.limits import CgroupLimits, Limits
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_WORKDIR = "/app"
+# Directories every sandbox owns privately, besides the working directory and home.
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/logs", "/tests", "/solution")
+_BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
+_warned: set[tuple[str, ...]] = set()
+
+
+class SandboxError(RuntimeError):
+    """The local sandbox cannot run here; the message says what to fix."""
+
+
+def _warn_once(logger: logging.Logger, key: tuple[str, ...], message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)
+
+
+def _passwd_entry(base: Path, user: str | int) -> tuple[int, int, str] | None:
+    """(uid, gid, home) of `user` in the sandbox's /etc/passwd."""
+    try:
+        lines = (base / "etc/passwd").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) < 7:
+            continue
+        if fields[0] == str(user) or (isinstance(user, int) and fields[2] == str(user)):
+            return int(fields[2]), int(fields[3]), fields[5]
+    return None
+
+
+def _task_states_network(task_dir: Path) -> bool:
+    """Whether task.toml says anything about the network (anywhere in it)."""
+    try:
+        data = tomllib.loads((task_dir / "task.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+    def mentions(node: Any) -> bool:
+        if isinstance(node, dict):
+            return any(k in ("network_mode", "allow_internet") or mentions(v) for k, v in node.items())
+        if isinstance(node, list):
+            return any(mentions(v) for v in node)
+        return False
+
+    return mentions(data)
+
+
+class LocalSandbox(BaseEnvironment):
+    """Runs a Harbor task on this host in a bubblewrap sandbox (no Docker daemon needed)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in LocalSandboxConfig.model_fields}
+        unknown = sorted(k for k in kwargs if k not in _BASE_ENV_PARAMETERS)
+        if unknown:
+            raise ValueError(
+                f"local sandbox: unknown environment kwargs {unknown}; "
+                f"allowed: {sorted(LocalSandboxConfig.model_fields)}"
+            )
+        try:
+            self.config = LocalSandboxConfig(**own)
+        except ValidationError as exc:
+            raise ValueError(f"local sandbox: invalid environment kwargs: {exc}") from None
+        self._base = Path(self.config.rootfs or "/")
+        self._process: asyncio.subprocess.Process | None = None
+        self._init_pid: int | None = None
+        self._cgroup: CgroupLimits | None = None
+        self._dir: Path | None = None
+        self._fs: RootFilesystem | None = None
+        self._layout = ImageLayout()
+        self._network_isolated = True
+        self._base_env: dict[str, str] = {}
+        self._tools: dict[str, str] = {}
+        super().__init__(*args, **kwargs)
+        self._task_states_network = _task_states_network(self.environment_dir.parent)
+
+    @staticmethod
+    def type() -> str:
+        return "local"
+
+    @property
+    def capabilities(self) -> EnvironmentCapabilities:
+        # mounted: Harbor's log directories are bind-mounted, so nothing is copied back.
+        # dynamic_network_policy: each exec decides whether to join the sandbox's network
+        # namespace, so the verifier phase may get a different policy than the agent.
+        return EnvironmentCapabilities(disable_internet=True, mounted=True, dynamic_network_policy=True)
+
+    @classmethod
+    def resource_capabilities(cls) -> EnvironmentResourceCapabilities:
+        return EnvironmentResourceCapabilities(cpu_limit=True, memory_limit=True)
+
+    @property
+    def sandbox_dir(self) -> Path | None:
+        """The host directory of this sandbox while it exists."""
+        return self._dir
+
+    @property
+    def init_pid(self) -> int | None:
+        """Host PID of the sandbox's init (PID 1 of its namespace) while it runs."""
+        return self._init_pid
+
+    # ------------------------------------------------------------------ definition
+
+    def _validate_definition(self) -> None:
+        dockerfile = self.environment_dir / "Dockerfile"
+        if not dockerfile.is_file() and not self.task_env_config.docker_image:
+            raise FileNotFoundError(
+                f"{dockerfile} not found (and task.toml sets no [environment].docker_image): "
+                "the local sandbox reads WORKDIR, ENV and COPY from it"
+            )
+        if self.config.rootfs is not None:
+            rootfs = Path(self.config.rootfs)
+            if not rootfs.is_dir():
+                raise SandboxError(
+                    f"local sandbox: rootfs {rootfs} is not a directory; unpack the task image "
+                    "there (e.g. `docker export $(docker create IMAGE) | tar -x -C DIR`) or drop "
+                    "the rootfs option to run on the host's root file system"
+                )
+            if not (rootfs / "bin/sh").exists():
+                raise SandboxError(f"local sandbox: rootfs {rootfs} has no /bin/sh; is it an unpacked image?")
+
+    def _read_layout(self) -> ImageLayout:
+        dockerfile = self.environment_dir / "Dockerfile"
+        layout = parse_dockerfile(dockerfile) if dockerfile.is_file() else ImageLayout()
+        skipped = list(layout.not_applied)
+        if self.config.rootfs is None:
+            image = layout.base_image or self.task_env_config.docker_image
+            if image:
+                skipped.insert(0, f"FROM {image} (the host's root file system is used instead)")
+        else:
+            # The rootfs is the built image: COPY and RUN already happened in it.
+            layout.copies = []
+            skipped = []
+        if skipped:
+            _warn_once(
+                self.logger,
+                ("dockerfile", str(self.environment_dir)),
+                f"local sandbox: {dockerfile} instructions not applied: {'; '.join(skipped)}. "
+                "If the task needs them, run it with its image (rootfs=<unpacked image> or "
+                "Harbor's docker environment).",
+            )
+        return layout
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _require_tools(self) -> None:
+        for tool, package in (("bwrap", "bubblewrap"), ("nsenter", "util-linux")):
+            path = shutil.which(tool)
+            if path is None:
+                raise SandboxError(
+                    f"local sandbox: `{tool}` not found on PATH; install it "
+                    f"(Debian/Ubuntu: apt-get install {package}; Fedora/RHEL: dnf install {package}) "
+                    "or use a container environment (Harbor's docker)"
+                )
+            self._tools[tool] = path
+
+    def _sandbox_parent(self) -> Path:
+        configured = self.config.sandbox_dir or os.environ.get("HARBOR_ENV_SANDBOX_DIR")
+        parent = Path(configured) if configured else Path(tempfile.gettempdir()) / "harbor-env-sandboxes"
+        parent.mkdir(parents=True, exist_ok=True)
+        return parent.resolve()
+
+    def _workdir(self) -> str:
+        return normalize(self.task_env_config.workdir or self._layout.workdir or DEFAULT_WORKDIR)
+
+    def _hidden_paths(self, parent: Path) -> set[str]:
+        hidden = {"/root", "/home", str(parent), *self.config.hide_paths}
+        home = os.environ.get("HOME")
+        if home and home != "/":
+            hidden.add(home)
+        # Other trials' logs: this trial's own directories are mounted at /logs/*.
+        hidden.add(str(self.trial_paths.trial_dir.resolve().parent))
+        if self.config.rootfs is not None:
+            # An image's /root and /home belong to the task; only host paths are hidden.
+            hidden -= {"/root", "/home"}
+        return {normalize(p) for p in hidden if p.startswith("/") and normalize(p) != "/"}
+
+    def _plan_filesystem(self, root: Path, parent: Path) -> RootFilesystem:
+        workdir = self._workdir()
+        fs = RootFilesystem(root=root, base=self._base)
+        fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
+        fs.hidden = self._hidden_paths(parent) - fs.owned
+        for mount in self._mounts:
+            if mount.get("type", "bind") != "bind":
+                raise SandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
+            fs.binds.append(Bind(Path(mount["source"]), mount["target"], bool(mount.get("read_only"))))
+            Path(mount["source"]).mkdir(parents=True, exist_ok=True)
+        for owned in fs.owned:
+            target = root / owned.lstrip("/")
+            source = self._base / owned.lstrip("/")
+            if self.config.rootfs is not None and source.is_dir() and owned not in PRIVATE_DIRS:
+                # The image's content of a directory the sandbox owns (its WORKDIR, /root).
+                shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
+        for tmp in ("/tmp", "/var/tmp"):
+            (root / tmp.lstrip("/")).chmod(0o1777)
+        for step in self._layout.copies:
+            fs.owned |= self._apply_copy(step, root)
+        return fs
+
+    def _apply_copy(self, step: CopyStep, root: Path) -> set[str]:
+        """Copy a COPY/ADD step's files into the private root; return the paths it owns."""
+        context = self.environment_dir.resolve()
+        owned: set[str] = set()
+        for pattern in step.sources:
+            matches = sorted(glob.glob(str(context / pattern.lstrip("/")))) if glob.has_magic(pattern) else [str(context / pattern.lstrip("/"))]
+            for match in matches:
+                source = Path(match)
+                if not source.resolve().is_relative_to(context):
+                    raise SandboxError(f"{self.environment_dir / 'Dockerfile'}:{step.line}: COPY source {pattern} is outside the build context")
+                if not source.exists():
+                    raise SandboxError(f"{self.environment_dir / 'Dockerfile'}:{step.line}: COPY source {pattern} not found in {context}")
+                if source.is_dir():
+                    target_dir = root / step.destination.lstrip("/")
+                    shutil.copytree(source, target_dir, symlinks=True, dirs_exist_ok=True)
+                    owned |= {posixpath.join(step.destination, child.name) for child in source.iterdir()}
+                    owned.add(step.destination)
+                    continue
+                if step.extract_archives and tarfile.is_tarfile(source):
+                    target_dir = root / step.destination.lstrip("/")
+                    target_dir.mkdir(parents=True, exist_ok=True)
+                    with tarfile.open(source) as archive:
+                        archive.extractall(target_dir, filter="data")
+                        owned |= {posixpath.join(step.destination, n.split("/")[0]) for n in archive.getnames()}
+                    continue
+                destination = posixpath.join(step.destination, source.name) if step.destination_is_dir else step.destination
+                target = root / destination.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+                owned.add(destination)
+        return owned
+
+    def _limits(self) -> Limits:
+        if not self.config.enforce_limits:
+            return Limits(pids=self.config.pids_limit)
+        return Limits(
+            memory_mb=self._resource_limit_value("memory", auto_mode=ResourceMode.LIMIT),
+            cpus=self._resource_limit_value("cpu", auto_mode=ResourceMode.LIMIT),
+            pids=self.config.pids_limit,
+        )
+
+    def _apply_limits(self, name: str) -> None:
+        limits = self._limits()
+        self._cgroup = CgroupLimits.create(name, limits)
+        enforced = self._cgroup.enforced if self._cgroup else set()
+        missing = sorted(set(limits.requested()) - enforced)
+        if missing:
+            _warn_once(
+                self.logger,
+                ("limits", *missing),
+                f"local sandbox: cannot enforce {', '.join(missing)} here (needs a writable "
+                "cgroup v2 or v1 hierarchy with the memory/cpu/pids controllers, e.g. run as root "
+                "or under a delegated systemd scope); sandboxes run without those limits",
+            )
+        storage = self.task_env_config.storage_mb
+        if storage:
+            _warn_once(self.logger, ("limits", "storage_mb"), "local sandbox: storage_mb is not enforced")
+
+    def _namespace_args(self, name: str) -> list[str]:
+        args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--hostname", "sandbox"]
+        if os.geteuid() != 0:
+            # Unprivileged hosts: a user namespace makes the sandbox's user root inside.
+            args += ["--unshare-user", "--uid", "0", "--gid", "0"]
+        return args + ["--chdir", self._workdir(), "--setenv", "PATH", DEFAULT_PATH]
+
+    async def start(self, force_build: bool) -> None:
+        self._require_tools()
+        self._layout = self._read_layout()
+        parent = self._sandbox_parent()
+        name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', self.session_id)[:80]}-{uuid.uuid4().hex[:8]}"
+        self._dir = parent / name
+        try:
+            root = self._dir / "root"
+            root.mkdir(parents=True)
+            self._fs = self._plan_filesystem(root, parent)
+            self._apply_limits(name)
+            await self._spawn_init()
+        except BaseException:
+            await self._teardown(delete=True)
+            raise
+        self._base_env = {"PATH": DEFAULT_PATH, "HOSTNAME": "sandbox", **self._layout.env}
+        await self._apply_network_policy(self._network_policy)
+        await self._upload_environment_dir_after_start()
+
+    async def _spawn_init(self) -> None:
+        assert self._fs is not None and self._dir is not None
+        info_read, info_write = os.pipe()
+        argv = [
+            self._tools["bwrap"],
+            *self._fs.bwrap_args(),
+            *self._namespace_args(self._dir.name),
+            "--info-fd",
+            str(info_write),
+            "--",
+            "/bin/sh",
+            "-c",
+            # Tell the host we are ready, then live until the host closes our stdin.
+            "echo ready; read _",
+        ]
+        if self._cgroup is not None:
+            argv = self._cgroup.wrap(argv)
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(info_write,),
+                env={"PATH": DEFAULT_PATH},
+            )
+        finally:
+            os.close(info_write)
+        try:
+            assert self._process.stdout is not None
+            line = await asyncio.wait_for(self._process.stdout.readline(), self.config.start_timeout_sec)
+            if line.strip() != b"ready":
+                stderr = b""
+                if self._process.stderr is not None:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        stderr = await asyncio.wait_for(self._process.stderr.read(), 2)
+                raise SandboxError(self._start_failure_message(stderr.decode(errors="replace").strip()))
+            info = json.loads(os.read(info_read, 65536) or b"{}")
+            self._init_pid = int(info["child-pid"])
+        except asyncio.TimeoutError:
+            raise SandboxError(
+                f"local sandbox: did not start within {self.config.start_timeout_sec} s "
+                "(raise start_timeout_sec if the host is overloaded)"
+            ) from None
+        finally:
+            os.close(info_read)
+
+    def _start_failure_message(self, stderr: str) -> str:
+        hint = "check that bubblewrap works here: `bwrap --ro-bind / / --unshare-all true`"
+        lowered = stderr.lower()
+        if "namespace" in lowered or "operation not permitted" in lowered or "permission denied" in lowered:
+            hint = (
+                "this host does not allow the namespaces bubblewrap needs; enable unprivileged user "
+                "namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces>0; "
+                "on Ubuntu 24.04 also kernel.apparmor_restrict_unprivileged_userns=0), run as root, "
+                "or use a container environment (Harbor's docker)"
+            )
+        return f"local sandbox: bubblewrap failed to start the sandbox: {stderr or 'no output'}; {hint}"
+
+    async def stop(self, delete: bool) -> None:
+        await self._teardown(delete=delete and not self.config.keep)
+
+    async def _teardown(self, *, delete: bool) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            if process.stdin is not None:
+                process.stdin.close()
+            if self._init_pid is not None:
+                # PID 1 of the namespace: the kernel kills every other process in it.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._init_pid, signal.SIGKILL)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        self._init_pid = None
+        if self._cgroup is not None:
+            await asyncio.to_thread(self._cgroup.destroy)
+            self._cgroup = None
+        if self._dir is not None:
+            if delete:
+                await asyncio.to_thread(shutil.rmtree, self._dir, ignore_errors=True)
+            else:
+                self.logger.info(f"local sandbox: kept {self._dir}")
+            self._dir = None
+
+    # ------------------------------------------------------------------ network
+
+    async def _apply_network_policy(self, network_policy: NetworkPolicy) -> None:
+        mode = network_policy.network_mode
+        if mode == NetworkMode.PUBLIC:
+            self._network_isolated = not self._task_states_network and self.config.default_network == "off"
+        else:
+            # no-network; allowlists are refused by Harbor before start (not a capability).
+            self._network_isolated = True
+
+    @property
+    def network_isolated(self) -> bool:
+        """Whether commands run without network access (own network namespace)."""
+        return self._network_isolated
+
+    # ------------------------------------------------------------------ exec
+
+    def _user_args(self, user: str | int | None) -> tuple[list[str], str]:
+        if user in (None, "root", 0, "0"):
+            return [], "/root"
+        entry = _passwd_entry(self._base, int(user) if isinstance(user, str) and user.isdigit() else user)
+        if entry is None:
+            raise ValueError(f"local sandbox: user {user!r} does not exist in {self._base / 'etc/passwd'}")
+        uid, gid, home = entry
+        if os.geteuid() != 0:
+            _warn_once(
+                self.logger,
+                ("user", str(user)),
+                f"local sandbox: cannot switch to user {user!r} without root on the host; running as the sandbox's root",
+            )
+            return [], "/root"
+        return ["-S", str(uid), "-G", str(gid)], home
+
+    def _enter_argv(self, user: str | int | None, *command: str) -> tuple[list[str], str]:
+        if self._init_pid is None or self._process is None:
+            raise SandboxError("local sandbox: not running (start() was not called, or it was stopped)")
+        if self._process.returncode is not None:
+            raise SandboxError(f"local sandbox: its init exited with {self._process.returncode}; the sandbox is gone")
+        user_args, home = self._user_args(user)
+        namespaces = ["-m", "-u", "-i", "-p"] + ([] if not self._network_isolated else ["-n"])
+        if os.geteuid() != 0:
+            namespaces = ["-U", "--preserve-credentials", *namespaces]
+        argv = [self._tools["nsenter"], "-t", str(self._init_pid), *namespaces, "-r", "-w", *user_args, "--", *command]
+        if self._cgroup is not None:
+            argv = self._cgroup.wrap(argv)
+        return argv, home
+
+    async def _run(
+        self,
+        command: list[str],
+        *,
+        user: str | int | None,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout_sec: float | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        argv, home = self._enter_argv(user, *command)
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={"HOME": home, **self._base_env, **(env or {})},
+            start_new_session=True,  # one process group, killed as a whole on timeout
+        )
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout_sec)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(process.wait(), 5)
+            raise
+        code = process.returncode or 0
+        # A command killed by a signal reads as 128+N, as a shell and `docker exec` report it.
+        return (128 - code if code < 0 else code), stdout, stderr
+
+    async def exec(
+        self,
+        command: str,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout_sec: int | None = None,
+        user: str | int | None = None,
+    ) -> ExecResult:
+        shell = "/bin/bash" if (self._base / "bin/bash").exists() else "/bin/sh"
+        # `cd` inside the sandbox: nsenter resolves its own --wd on the host side.
+        wrapper = [shell, "-c", 'cd -- "$1" || exit 1; exec "$0" -c "$2"', shell, cwd or self._workdir(), command]
+        try:
+            code, stdout, stderr = await self._run(
+                wrapper,
+                user=self._resolve_user(user),
+                env=self._merge_env(env),
+                timeout_sec=timeout_sec,
+            )
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"Command timed out after {timeout_sec} seconds") from None
+        return ExecResult(
+            stdout=stdout.decode(errors="replace") if stdout else None,
+            stderr=stderr.decode(errors="replace") if stderr else None,
+            return_code=code,
+        )
+
+    # ------------------------------------------------------------------ files
+
+    def _host(self, sandbox_path: str, *, for_write: bool) -> Path | None:
+        if self._fs is None:
+            raise SandboxError("local sandbox: not running (start() was not called, or it was stopped)")
+        return self._fs.host_path(sandbox_path, for_write=for_write)
+
+    async def upload_file(self, source_path: Path | str, target_path: str) -> None:
+        host = self._host(target_path, for_write=True)
+        if host is not None and not host.is_dir():
+            host.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(shutil.copy2, source_path, host)
+            return
+        await self._upload_through_sandbox(Path(source_path), target_path, as_file=True)
+
+    async def upload_dir(self, source_dir: Path | str, target_dir: str) -> None:
+        host = self._host(target_dir, for_write=True)
+        if host is not None:
+            await asyncio.to_thread(shutil.copytree, source_dir, host, symlinks=True, dirs_exist_ok=True)
+            return
+        await self._upload_through_sandbox(Path(source_dir), target_dir, as_file=False)
+
+    async def download_file(self, source_path: str, target_path: Path | str) -> None:
+        target = Path(target_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        host = self._host(source_path, for_write=False)
+        if host is not None and host.is_file():
+            await asyncio.to_thread(shutil.copy2, host, target)
+            return
+        code, stdout, stderr = await self._run(["/bin/cat", "--", source_path], user=None)
+        if code != 0:
+            raise FileNotFoundError(f"local sandbox: cannot read {source_path}: {stderr.decode(errors='replace').strip()}")
+        target.write_bytes(stdout)
+
+    async def download_dir(self, source_dir: str, target_dir: Path | str) -> None:
+        target = Path(target_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        host = self._host(source_dir, for_write=False)
+        if host is not None and host.is_dir():
+            await asyncio.to_thread(shutil.copytree, host, target, symlinks=True, dirs_exist_ok=True)
+            return
+        code, stdout, stderr = await self._run(["tar", "-C", source_dir, "-cf", "-", "."], user=None)
+        if code != 0:
+            raise FileNotFoundError(f"local sandbox: cannot read {source_dir}: {stderr.decode(errors='replace').strip()}")
+        with tarfile.open(fileobj=io.BytesIO(stdout)) as archive:
+            archive.extractall(target, filter="data")
+
+    async def _upload_through_sandbox(self, source: Path, target: str, *, as_file: bool) -> None:
+        """Copy into a path the host cannot write directly, with tar inside the sandbox."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            if as_file:
+                archive.add(source, arcname=posixpath.basename(target))
+            else:
+                archive.add(source, arcname=".")
+        directory = posixpath.dirname(target) if as_file else target
+        code, _, stderr = await self._run(
+            ["/bin/sh", "-c", 'mkdir -p -- "$0" && tar -C "$0" -xf -', directory],
+            user=None,
+            stdin=buffer.getvalue(),
+        )
+        if code != 0:
+            raise PermissionError(f"local sandbox: cannot write {target}: {stderr.decode(errors='replace').strip()}")

@@ -1,0 +1,361 @@
+"""The local sandbox on its own: exec, files, isolation, network, limits, cleanup, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, make_sandbox, pid_namespace, processes_in, running, write_task
+from harbor_env.sandbox import LocalSandbox, SandboxError
+
+COPYING_DOCKERFILE = """\
+FROM python:3.12-slim
+ARG APP_HOME=/srv/project
+RUN apt-get update && apt-get install -y tmux
+ENV GREETING="hello world" MODE=test
+WORKDIR ${APP_HOME}
+COPY app/ ./
+COPY extra.conf /etc/probe/extra.conf
+"""
+
+
+@pytest.fixture
+def copying_task(work: Path) -> Path:
+    return write_task(
+        work,
+        dockerfile=COPYING_DOCKERFILE,
+        files={"environment/app/main.py": "print('hi')\n", "environment/extra.conf": "level=3\n"},
+    )
+
+
+async def test_exec_applies_workdir_env_and_copies(copying_task: Path, work: Path) -> None:
+    async with running(make_sandbox(copying_task, work)) as sandbox:
+        result = await sandbox.exec('pwd; echo "$GREETING/$MODE"; cat main.py /etc/probe/extra.conf')
+        assert result.return_code == 0, result
+        assert result.stdout.splitlines() == ["/srv/project", "hello world/test", "print('hi')", "level=3"]
+        # The rest of /etc is still the base's.
+        assert (await sandbox.exec("test -f /etc/passwd")).return_code == 0
+
+
+async def test_exec_cwd_env_exit_code_and_user(work: Path) -> None:
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        result = await sandbox.exec("pwd; echo $FOO; echo oops >&2; exit 3", cwd="/tmp", env={"FOO": "bar"})
+        assert (result.return_code, result.stdout, result.stderr) == (3, "/tmp\nbar\n", "oops\n")
+        assert (await sandbox.exec("id -u")).stdout.strip() == "0"
+        assert (await sandbox.exec("id -u", user="nobody")).stdout.strip() == "65534"
+        with pytest.raises(ValueError, match="no-such-user"):
+            await sandbox.exec("true", user="no-such-user")
+
+
+async def test_host_environment_does_not_leak_into_the_sandbox(work: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-host-secret")
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        result = await sandbox.exec("env")
+        assert "sk-host-secret" not in result.stdout
+        assert "HOME=/root" in result.stdout
+
+
+async def test_timeout_kills_the_command(work: Path) -> None:
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        with pytest.raises(RuntimeError, match="timed out after 1 seconds"):
+            await sandbox.exec("sleep 30 & sleep 31; wait", timeout_sec=1)
+        await asyncio.sleep(0.1)
+        ps = await sandbox.exec("ps -eo args")
+        assert "sleep 3" not in ps.stdout
+
+
+async def test_daemons_persist_between_commands_and_die_at_stop(work: Path) -> None:
+    sandbox = make_sandbox(write_task(work), work)
+    await sandbox.start(force_build=False)
+    try:
+        started = await sandbox.exec("tmux new-session -d -s terminus-2 'sleep 1000' && tmux ls")
+        assert started.return_code == 0, started
+        assert "terminus-2" in (await sandbox.exec("tmux ls")).stdout
+        namespace = pid_namespace(sandbox.init_pid)
+        assert len(processes_in(namespace)) >= 3  # init, its shell, tmux server, sleep
+        sandbox_dir = sandbox.sandbox_dir
+    finally:
+        await sandbox.stop(delete=True)
+    await asyncio.sleep(0.05)
+    assert processes_in(namespace) == []
+    assert not sandbox_dir.exists()
+
+
+async def test_keep_leaves_the_directory(work: Path) -> None:
+    sandbox = make_sandbox(write_task(work), work, keep=True)
+    await sandbox.start(force_build=False)
+    await sandbox.exec("echo kept > /app/file")
+    sandbox_dir = sandbox.sandbox_dir
+    await sandbox.stop(delete=True)
+    assert (sandbox_dir / "root/app/file").read_text() == "kept\n"
+
+
+async def test_cannot_write_to_the_host(work: Path) -> None:
+    probe = Path(REPO / f".host-probe-{os.getpid()}")
+    probe.mkdir()
+    (probe / "existing").write_text("original\n")
+    try:
+        async with running(make_sandbox(write_task(work), work)) as sandbox:
+            for command in (
+                f"echo x > {probe}/new",
+                f"echo x > {probe}/existing",
+                f"rm -f {probe}/existing",
+                "touch /usr/bin/probe",
+                "echo x >> /etc/passwd",
+            ):
+                result = await sandbox.exec(command)
+                assert result.return_code != 0, command
+            assert (await sandbox.exec(f"cat {probe}/existing")).stdout == "original\n"
+        assert sorted(p.name for p in probe.iterdir()) == ["existing"]
+        assert (probe / "existing").read_text() == "original\n"
+        assert not Path("/usr/bin/probe").exists()
+    finally:
+        shutil.rmtree(probe)
+
+
+async def test_concurrent_sandboxes_do_not_see_each_other(work: Path) -> None:
+    task = write_task(work)
+    a, b = make_sandbox(task, work, "a"), make_sandbox(task, work, "b")
+    async with running(a), running(b):
+        for sandbox, secret in ((a, "alpha"), (b, "bravo")):
+            assert (await sandbox.exec(f"echo {secret} > /app/secret; echo {secret} > /tmp/secret; tmux new -d -s s-{secret}")).return_code == 0
+        for sandbox, mine, theirs in ((a, "alpha", "bravo"), (b, "bravo", "alpha")):
+            result = await sandbox.exec("cat /app/secret /tmp/secret; tmux ls")
+            assert mine in result.stdout and theirs not in result.stdout
+            # The other sandbox's directory is not reachable by host path either.
+            other = (b if sandbox is a else a).sandbox_dir
+            assert (await sandbox.exec(f"ls {other}/root/app")).return_code != 0
+            assert (await sandbox.exec(f"ls {work / 'trials'}")).return_code != 0
+        # The host's home directory is hidden (the sandbox's home is its own).
+        listed = ((await a.exec(f"ls -A {Path.home()}")).stdout or "").split()
+        assert not set(listed) & set(os.listdir(Path.home()))
+
+
+def _serve_once(server: socket.socket) -> None:
+    with server:
+        server.settimeout(10)
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        with connection:
+            connection.sendall(b"host-server\n")
+
+
+async def _can_reach_host_port(sandbox: LocalSandbox) -> bool:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    thread = threading.Thread(target=_serve_once, args=(server,), daemon=True)
+    thread.start()
+    result = await sandbox.exec(
+        f"python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', {port}), timeout=3); print(s.recv(64).decode())\""
+    )
+    server.close()
+    return "host-server" in (result.stdout or "")
+
+
+async def test_network_is_off_unless_the_task_states_it(work: Path) -> None:
+    offline = make_sandbox(write_task(work, "offline"), work, "offline")
+    async with running(offline):
+        assert offline.network_isolated
+        assert not await _can_reach_host_port(offline)
+        interfaces = (await offline.exec("cat /proc/net/dev")).stdout
+        assert [line.split(":")[0].strip() for line in interfaces.splitlines()[2:]] == ["lo"]
+    online_task = write_task(work, "online", task_toml='[environment]\nnetwork_mode = "public"\n')
+    online = make_sandbox(online_task, work, "online")
+    async with running(online):
+        assert not online.network_isolated
+        assert await _can_reach_host_port(online)
+
+
+async def test_uploads_and_downloads(work: Path) -> None:
+    source = work / "upload"
+    (source / "nested").mkdir(parents=True)
+    (source / "a.txt").write_text("A\n")
+    (source / "nested" / "b.txt").write_text("B\n")
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        await sandbox.upload_dir(source, "/tests")
+        await sandbox.upload_file(source / "a.txt", "/app/deep/copy.txt")
+        # Outside the sandbox's own directories: created inside the sandbox's private root.
+        await sandbox.upload_dir(source, "/installed-agent")
+        result = await sandbox.exec("cat /tests/a.txt /tests/nested/b.txt /app/deep/copy.txt /installed-agent/nested/b.txt")
+        assert result.stdout == "A\nB\nA\nB\n"
+        # Read-only base paths refuse uploads.
+        with pytest.raises(PermissionError):
+            await sandbox.upload_file(source / "a.txt", "/usr/share/probe.txt")
+
+        await sandbox.exec("mkdir -p /app/out/sub && echo X > /app/out/sub/x && echo Y > /tmp/inside && ln -s /tmp /app/link")
+        await sandbox.download_dir("/app/out", work / "down")
+        assert (work / "down/sub/x").read_text() == "X\n"
+        await sandbox.download_file("/app/out/sub/x", work / "x.txt")
+        assert (work / "x.txt").read_text() == "X\n"
+        # A symlink is resolved inside the sandbox, never on the host.
+        await sandbox.download_file("/app/link/inside", work / "inside.txt")
+        assert (work / "inside.txt").read_text() == "Y\n"
+        # Harbor's mounts: the verifier directory is the trial's directory on the host.
+        await sandbox.exec("echo 0.5 > /logs/verifier/reward.txt")
+        assert (sandbox.trial_paths.verifier_dir / "reward.txt").read_text() == "0.5\n"
+
+
+FORK_MANY = """python3 - <<'EOF'
+import os, time
+children = 0
+try:
+    for _ in range(500):
+        if os.fork() == 0:
+            os.closerange(0, 3)
+            time.sleep(2)
+            os._exit(0)
+        children += 1
+except OSError:
+    pass
+print(children)
+EOF"""
+
+
+async def test_memory_and_process_limits(work: Path) -> None:
+    task = write_task(work, task_toml="[environment]\nmemory_mb = 128\ncpus = 1\n")
+    async with running(make_sandbox(task, work, pids_limit=64)) as sandbox:
+        enforced = sandbox._cgroup.enforced if sandbox._cgroup else set()
+        if not {"memory_mb", "pids"} <= enforced:
+            pytest.skip(f"this host cannot enforce cgroup limits (enforced: {sorted(enforced)})")
+        hog = await sandbox.exec("python3 -c \"x = bytearray(400 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096]); print('survived')\"")
+        assert hog.return_code == 137 and "survived" not in (hog.stdout or "")  # SIGKILL, as in Docker
+        forks = await sandbox.exec(FORK_MANY, timeout_sec=60)
+        assert forks.return_code == 0, forks
+        assert 0 < int(forks.stdout) < 64
+        # The sandbox still works after hitting its limits.
+        assert (await sandbox.exec("echo ok")).stdout == "ok\n"
+
+
+async def test_dockerfile_warning_names_what_is_not_applied(copying_task: Path, work: Path, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        async with running(make_sandbox(copying_task, work)):
+            pass
+    messages = [r.getMessage() for r in caplog.records if "not applied" in r.getMessage()]
+    assert len(messages) == 1
+    assert "RUN (line 3)" in messages[0] and "FROM python:3.12-slim" in messages[0]
+    assert "COPY" not in messages[0] and "WORKDIR" not in messages[0]
+
+
+def _build_minimal_rootfs(rootfs: Path) -> None:
+    """An unpacked root file system with a shell and a few tools (like `docker export`)."""
+    programs = ["bash", "sh", "cat", "ls", "mkdir", "tar", "id", "pwd", "env"]
+    for program in programs:
+        path = Path(shutil.which(program)).resolve()
+        libraries = subprocess.run(["ldd", str(path)], capture_output=True, text=True).stdout
+        for candidate in [str(path)] + [w for w in libraries.split() if w.startswith("/")]:
+            target = rootfs / candidate.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(candidate, target)
+        (rootfs / "bin").mkdir(exist_ok=True)
+        if not (rootfs / "bin" / program).exists():
+            (rootfs / "bin" / program).symlink_to(f"/{path.relative_to('/')}")
+    (rootfs / "etc").mkdir(exist_ok=True)
+    (rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\nrunner:x:1234:1234::/home/runner:/bin/sh\n")
+    (rootfs / "app").mkdir()
+    (rootfs / "app/from-image.txt").write_text("baked into the image\n")
+
+
+async def test_rootfs_runs_on_an_unpacked_image(work: Path) -> None:
+    rootfs = work / "rootfs"
+    _build_minimal_rootfs(rootfs)
+    task = write_task(work, dockerfile="FROM example/image\nWORKDIR /app\nRUN make\nCOPY missing/ /app/\n")
+    async with running(make_sandbox(task, work, rootfs=str(rootfs))) as sandbox:
+        result = await sandbox.exec("cat from-image.txt && echo changed > from-image.txt && ls /")
+        assert result.return_code == 0, result
+        assert result.stdout.startswith("baked into the image\n")
+        assert "work" not in result.stdout.split()  # the host's directories are not there
+        assert (await sandbox.exec("id -u", user="runner")).stdout.strip() == "1234"
+    # The image itself is never modified.
+    assert (rootfs / "app/from-image.txt").read_text() == "baked into the image\n"
+
+
+# ---------------------------------------------------------------------------- bad setups
+
+
+def test_missing_rootfs_is_a_clear_error(work: Path) -> None:
+    with pytest.raises(SandboxError, match=r"rootfs .*does-not-exist is not a directory"):
+        make_sandbox(write_task(work), work, rootfs=str(work / "does-not-exist"))
+
+
+def test_missing_dockerfile_is_a_clear_error(work: Path) -> None:
+    task = write_task(work)
+    (task / "environment" / "Dockerfile").unlink()
+    with pytest.raises(FileNotFoundError, match=r"environment/Dockerfile not found"):
+        make_sandbox(task, work)
+
+
+def test_unknown_option_names_the_allowed_ones(work: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown environment kwargs \['root_fs'\]; allowed: .*'rootfs'"):
+        make_sandbox(write_task(work), work, root_fs="/x")
+
+
+async def test_missing_bubblewrap_is_a_clear_error(work: Path, monkeypatch) -> None:
+    sandbox = make_sandbox(write_task(work), work)
+    monkeypatch.setenv("PATH", str(work / "empty-bin"))
+    with pytest.raises(SandboxError, match=r"`bwrap` not found on PATH; install it \(Debian/Ubuntu: apt-get install bubblewrap"):
+        await sandbox.start(force_build=False)
+    assert not any((work / "sandboxes").glob("*")) if (work / "sandboxes").exists() else True
+
+
+UNPRIVILEGED_START = """
+import asyncio, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from conftest import make_sandbox
+from harbor_env.sandbox import SandboxError
+async def main():
+    sandbox = make_sandbox(Path({task!r}), Path({work!r}), "unprivileged")
+    try:
+        await sandbox.start(force_build=False)
+    except SandboxError as exc:
+        print("ERROR:", exc)
+        return
+    try:
+        result = await sandbox.exec("id -u; tmux new -d -s t && tmux ls")
+        print("STARTED", result.return_code, result.stdout)
+    finally:
+        await sandbox.stop(delete=True)
+asyncio.run(main())
+"""
+
+
+def _run_as_unprivileged_user(work: Path, nested_namespaces: int) -> subprocess.CompletedProcess:
+    """Start a sandbox from a process whose user is not root (uid 1000 in a user namespace).
+
+    `nested_namespaces` user namespaces are stacked above it first; the kernel allows 32
+    levels, so 32 above the uid-1000 one leave bubblewrap no room for its own: a real "namespaces unusable" host.
+    """
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-U", "-r", "true"]).returncode != 0:
+        pytest.skip("unshare cannot create user namespaces here")
+    task = write_task(work)
+    script = UNPRIVILEGED_START.format(tests=str(REPO / "tests"), task=str(task), work=str(work))
+    command = ["unshare", "-U", "--map-user=1000", "--map-group=1000", os.sys.executable, "-c", script]
+    for _ in range(nested_namespaces):
+        command = ["unshare", "-U", "-r", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_runs_without_root(work: Path) -> None:
+    """GPU clusters often give no root: bubblewrap then makes its own user namespace."""
+    result = _run_as_unprivileged_user(work, nested_namespaces=0)
+    assert "STARTED 0 0\nt: 1 windows" in result.stdout, result.stdout + result.stderr
+
+
+def test_unusable_namespaces_are_a_clear_error(work: Path) -> None:
+    result = _run_as_unprivileged_user(work, nested_namespaces=32)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "ERROR: local sandbox: bubblewrap failed to start the sandbox" in result.stdout, result.stdout + result.stderr
+    assert "user.max_user_namespaces" in result.stdout
+    assert not any((work / "sandboxes").iterdir())

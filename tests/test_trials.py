@@ -1,0 +1,105 @@
+"""Real Harbor Trials on the sample tasks, in the local sandbox (no Docker, no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+from harbor.models.task.task import Task
+from harbor.models.trial.config import AgentConfig, EnvironmentConfig, TaskConfig, TrialConfig
+from harbor.models.trial.result import TrialResult
+from harbor.trial.trial import Trial
+
+from conftest import SAMPLE_TASKS, foreign_processes, write_task
+from harbor_env.sandbox import SandboxError
+from harbor_env.sandbox.limits import CGROUP_ROOT
+
+TASK_NAMES = sorted(p.name for p in SAMPLE_TASKS.iterdir() if (p / "task.toml").is_file())
+
+
+async def run_trial(task: Path, work: Path, agent: str, **sandbox_kwargs) -> TrialResult:
+    config = TrialConfig(
+        task=TaskConfig(path=task),
+        trials_dir=work / "trials",
+        agent=AgentConfig(name=agent),
+        environment=EnvironmentConfig(
+            import_path="harbor_env.sandbox:LocalSandbox",
+            kwargs={"sandbox_dir": str(work / "sandboxes"), **sandbox_kwargs},
+        ),
+    )
+    trial = await Trial.create(config)
+    return await trial.run()
+
+
+def reward_of(result: TrialResult) -> float:
+    assert result.exception_info is None, result.exception_info
+    assert result.verifier_result is not None
+    return result.verifier_result.rewards["reward"]
+
+
+def test_sample_tasks_are_valid_harbor_tasks() -> None:
+    assert len(TASK_NAMES) >= 6
+    partial_credit = 0
+    for name in TASK_NAMES:
+        folder = SAMPLE_TASKS / name
+        task = Task(folder)  # Harbor's own parser
+        assert task.instruction.strip(), name
+        for required in ("tests/test.sh", "solution/solve.sh", "environment/Dockerfile"):
+            assert (folder / required).is_file(), f"{name}: {required}"
+        assert os.access(folder / "tests/test.sh", os.X_OK) and os.access(folder / "solution/solve.sh", os.X_OK)
+        dockerfile = (folder / "environment/Dockerfile").read_text()
+        assert dockerfile.startswith("FROM ") and "tmux" in dockerfile, name
+        partial_credit += "reward.json" in (folder / "tests/test.sh").read_text()
+        assert "network_mode" not in tomllib.loads((folder / "task.toml").read_text()).get("environment", {})
+    assert partial_credit >= 1
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+async def test_oracle_scores_one_and_nop_scores_zero(name: str, work: Path) -> None:
+    oracle, nop = await asyncio.gather(
+        run_trial(SAMPLE_TASKS / name, work, "oracle"),
+        run_trial(SAMPLE_TASKS / name, work, "nop"),
+    )
+    assert reward_of(oracle) == 1
+    assert reward_of(nop) == 0
+
+
+def _cgroup_groups() -> set[Path]:
+    return {p for p in CGROUP_ROOT.glob("**/harbor-env/*") if p.is_dir()}
+
+
+async def test_fifty_trials_leave_no_process_directory_or_descriptor(work: Path) -> None:
+    processes_before = foreign_processes()
+    groups_before = _cgroup_groups()
+    descriptors_before = len(os.listdir("/proc/self/fd"))
+    limit = asyncio.Semaphore(8)
+
+    async def one(index: int) -> float:
+        agent = "oracle" if index % 2 == 0 else "nop"
+        async with limit:
+            return reward_of(await run_trial(SAMPLE_TASKS / TASK_NAMES[index % len(TASK_NAMES)], work, agent))
+
+    rewards = await asyncio.gather(*(one(i) for i in range(50)))
+    assert rewards == [1.0 if i % 2 == 0 else 0.0 for i in range(50)]
+    assert len(list((work / "trials").iterdir())) == 50
+    await asyncio.sleep(0.2)
+    assert foreign_processes() - processes_before == set()
+    assert list((work / "sandboxes").iterdir()) == []
+    assert _cgroup_groups() - groups_before == set()
+    assert len(os.listdir("/proc/self/fd")) <= descriptors_before
+
+
+async def test_missing_rootfs_fails_the_trial_with_a_clear_error(work: Path) -> None:
+    with pytest.raises(SandboxError, match="rootfs .* is not a directory; unpack the task image"):
+        await run_trial(SAMPLE_TASKS / TASK_NAMES[0], work, "oracle", rootfs=str(work / "nope"))
+
+
+async def test_a_task_writing_no_reward_is_an_error_not_zero(work: Path) -> None:
+    task = write_task(work, test_sh="#!/bin/bash\necho 'forgot the reward'\n")
+    result = await run_trial(task, work, "oracle")
+    assert result.exception_info is not None
+    assert result.exception_info.exception_type == "RewardFileNotFoundError"
+    assert result.verifier_result is None
