@@ -99,11 +99,14 @@ async def test_keep_leaves_the_directory(work: Path) -> None:
 
 
 async def test_cannot_write_to_the_host(work: Path) -> None:
-    probe = Path(REPO / f".host-probe-{os.getpid()}")
+    # A host directory the sandbox sees (read-only): not under /tmp or a home, which it hides.
+    probe_parent = Path("/var/lib") if os.access("/var/lib", os.W_OK) else REPO
+    probe = probe_parent / f".harbor-env-host-probe-{os.getpid()}"
     probe.mkdir()
     (probe / "existing").write_text("original\n")
     try:
         async with running(make_sandbox(write_task(work), work)) as sandbox:
+            assert (await sandbox.exec(f"cat {probe}/existing")).stdout == "original\n"
             for command in (
                 f"echo x > {probe}/new",
                 f"echo x > {probe}/existing",
