@@ -1,0 +1,171 @@
+"""HarborTrialHarness: each rollout is one real Harbor Trial, run in-process.
+
+The agent (Terminus-2 by default) sends every model call to the rollout's interception
+endpoint, which records token ids and logprobs for training; Harbor's verifier scores the
+episode; the trial's outcome becomes the trace's reward, metrics and info, or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import verifiers.v1 as vf
+from harbor.models.agent.name import AgentName
+from harbor.models.environment_type import EnvironmentType
+from harbor.models.trial.config import AgentConfig, EnvironmentConfig, TaskConfig, TrialConfig
+from harbor.trial.trial import Trial
+from pydantic import Field, field_validator, model_validator
+from pydantic_config import BaseConfig
+
+from harbor_env.agent import ModelCredentials, model_credentials
+from harbor_env.outcome import TrialFailed, interpret
+from harbor_env.taskset import HarborTaskData
+
+logger = logging.getLogger(__name__)
+
+LOCAL_SANDBOX = "harbor_env.sandbox:LocalSandbox"
+TERMINUS_2 = "harbor_env.agent:InterceptedTerminus2"
+# The local sandbox, by type name, next to Harbor's own environment types.
+ENVIRONMENT_TYPES = sorted({"local", *(t.value for t in EnvironmentType)})
+AGENT_NAMES = sorted(a.value for a in AgentName)
+IGNORED_AGENT_TIMEOUT_SEC = 7 * 24 * 3600.0
+
+
+class TrialEnvironmentConfig(BaseConfig):
+    """Where the trial runs: Harbor's environment (`TrialConfig.environment`)."""
+
+    type: str = "docker"
+    """A Harbor environment type (docker, modal, daytona, e2b, ...) or `local` (this
+    project's bubblewrap sandbox, for hosts without Docker)."""
+    import_path: str | None = None
+    """`module:Class` of a custom Harbor environment; wins over `type`."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the environment (e.g. `rootfs` for `local`)."""
+    delete: bool = True
+    """Delete the environment (container, sandbox) after the trial."""
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in ENVIRONMENT_TYPES:
+            raise ValueError(f"unknown environment type {value!r}; allowed: {', '.join(ENVIRONMENT_TYPES)} (or set import_path)")
+        return value
+
+    def to_harbor(self) -> EnvironmentConfig:
+        if self.import_path is not None:
+            return EnvironmentConfig(import_path=self.import_path, kwargs=self.kwargs, delete=self.delete)
+        if self.type == "local":
+            return EnvironmentConfig(import_path=LOCAL_SANDBOX, kwargs=self.kwargs, delete=self.delete)
+        return EnvironmentConfig(type=EnvironmentType(self.type), kwargs=self.kwargs, delete=self.delete)
+
+
+class TrialAgentConfig(BaseConfig):
+    """The Harbor agent of each rollout (`TrialConfig.agent`)."""
+
+    name: str = "terminus-2"
+    """A Harbor agent name. `terminus-2` runs this project's Terminus-2, wired to the
+    rollout's interception endpoint."""
+    import_path: str | None = None
+    """`module:Class` of a custom in-process agent; wins over `name`. It reaches the endpoint
+    through `harbor_env.agent.current_model_credentials()` (or subclass InterceptedTerminus2)."""
+    max_turns: int | None = Field(default=None, gt=0)
+    """Most model calls per episode (Terminus-2); unlimited when unset."""
+    parser: Literal["json", "xml"] = "json"
+    """Terminus-2's reply format."""
+    summarize: bool = False
+    """Terminus-2's context summarization. Off: it rewrites the chat history, which splits an
+    episode into several training samples."""
+    record_terminal: bool = False
+    """Record the terminal with asciinema (Terminus-2)."""
+    interleaved_thinking: bool = False
+    """Send earlier turns' reasoning back to the model (Terminus-2)."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """More keyword arguments for the agent. Never put keys here: Harbor writes them to disk."""
+
+    @model_validator(mode="after")
+    def _known_agent(self) -> TrialAgentConfig:
+        if self.import_path is None and self.name not in AGENT_NAMES:
+            raise ValueError(f"unknown agent {self.name!r}; allowed: {', '.join(AGENT_NAMES)} (or set import_path)")
+        return self
+
+    @property
+    def is_terminus(self) -> bool:
+        return self.import_path is None and self.name == AgentName.TERMINUS_2.value
+
+    def to_harbor(self, model: str) -> AgentConfig:
+        if not self.is_terminus:
+            return AgentConfig(name=None if self.import_path else self.name, import_path=self.import_path,
+                               model_name=model, kwargs=self.kwargs)  # fmt: skip
+        kwargs = {
+            "parser_name": self.parser,
+            "enable_summarize": self.summarize,
+            "record_terminal_session": self.record_terminal,
+            "interleaved_thinking": self.interleaved_thinking,
+            "suppress_max_turns_warning": True,
+            **({"max_turns": self.max_turns} if self.max_turns is not None else {}),
+            **self.kwargs,
+        }
+        return AgentConfig(import_path=TERMINUS_2, model_name=model, kwargs=kwargs)
+
+
+class HarborTrialHarnessConfig(vf.HarnessConfig):
+    """How each rollout's Harbor Trial is built (`[...agent.harness]`, id `harbor-env`)."""
+
+    environment: TrialEnvironmentConfig = TrialEnvironmentConfig()
+    agent: TrialAgentConfig = TrialAgentConfig()
+    timeouts: Literal["authored", "scaled", "ignored"] = "authored"
+    """Harbor's timeouts: as the task authored them, scaled by `timeout_multiplier`, or
+    ignored for the agent phase (environment build and verifier keep theirs)."""
+    timeout_multiplier: float = Field(default=1.0, gt=0)
+    trials_dir: str = "outputs/harbor_trials"
+    """Where Harbor writes trial folders (logs, trajectories, rewards)."""
+    keep_trials: bool = False
+    """Keep each trial folder after the rollout (they hold full agent logs)."""
+
+
+class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
+    """Runs a Harbor Trial per rollout; the agent's model calls go through the interception."""
+
+    NEEDS_CONTAINER = False  # Harbor's environment is the sandbox, not verifiers' runtime
+    EXECUTES_CODE = False  # nothing runs in the verifiers runtime; commands run in Harbor's sandbox
+    APPENDS_SYSTEM_PROMPT = True  # Terminus-2 writes its own prompt around the instruction
+
+    def trial_config(self, data: HarborTaskData, model: str) -> TrialConfig:
+        """The Harbor TrialConfig of one rollout (no secrets in it: Harbor writes it to disk)."""
+        config = self.config
+        multiplier = config.timeout_multiplier if config.timeouts == "scaled" else 1.0
+        agent = config.agent.to_harbor(f"openai/{model}")
+        if config.timeouts == "ignored":
+            agent.override_timeout_sec = IGNORED_AGENT_TIMEOUT_SEC
+        return TrialConfig(
+            task=TaskConfig(path=Path(data.task_dir)),
+            trials_dir=Path(config.trials_dir).expanduser().resolve(),
+            timeout_multiplier=multiplier,
+            agent=agent,
+            environment=config.environment.to_harbor(),
+        )
+
+    async def launch(self, ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kwargs) -> vf.ProgramResult:  # fmt: skip
+        trial_config = self.trial_config(data, ctx.model)
+        trial_dir: Path | None = None
+        try:
+            with model_credentials(ModelCredentials(base_url=endpoint, api_key=secret)):
+                trial = await Trial.create(trial_config)
+                trial_dir = trial.paths.trial_dir
+                result = await trial.run()
+            outcome = interpret(result)
+            if self.config.keep_trials:
+                outcome.info["harbor_trial_dir"] = str(trial_dir)
+            trace.record_metrics(outcome.metrics)
+            trace.info.update(outcome.info)
+            if outcome.error is not None:
+                raise TrialFailed(outcome.error)
+            trace.record_reward("reward", outcome.reward)
+        finally:
+            if trial_dir is not None and not self.config.keep_trials:
+                await asyncio.to_thread(shutil.rmtree, trial_dir, ignore_errors=True)
+        return vf.ProgramResult(exit_code=0, stdout="", stderr="")
