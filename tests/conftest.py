@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach a model hub: tokenizers are built locally (env servers inherit this).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 import harbor_env  # noqa: F401  (keeps litellm offline before Harbor is imported)
 from harbor.models.task.task import Task
 from harbor.models.trial.paths import TrialPaths

@@ -1,0 +1,91 @@
+"""Training samples per episode: how many branches (samples) each HarborEnvironment episode gives.
+
+Runs every sample task once, in-process (verifiers' interception + train client), with real
+Terminus-2 in the local sandbox and a scripted policy that solves the task with its own
+solution script, then finishes. Prints, per episode: reward, turns, branches, sampled tokens,
+tokens in the branches, and what step-wise training (every call's prompt + completion as its
+own sample) would have cost.
+
+Usage: uv run python bench/branches_per_episode.py [--tasks datasets/harbor_tasks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import harbor_env  # noqa: E402,F401
+import verifiers.v1 as vf  # noqa: E402
+from verifiers.v1.utils.loaders import resolve_env_config  # noqa: E402
+
+from harbor_env.testing.inference import FakeInferenceServer, PolicyInput  # noqa: E402
+from harbor_env.testing.policies import run_script, script_then_finish  # noqa: E402
+from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class SolveEachTask:
+    """Replies with the solution script of whichever task the prompt is about."""
+
+    def __init__(self, tasks: Path):
+        self.scripts = {
+            (task / "instruction.md").read_text().splitlines()[0]: script_then_finish(
+                run_script((task / "solution" / "solve.sh").read_text()), duration=3
+            )
+            for task in sorted(tasks.iterdir())
+            if (task / "solution" / "solve.sh").is_file()
+        }
+
+    def __call__(self, request: PolicyInput) -> str:
+        for marker, replies in self.scripts.items():
+            if marker in request.prompt:
+                return replies[min(request.turn, len(replies) - 1)]
+        raise KeyError("prompt matches no task")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=Path, default=ROOT / "datasets" / "harbor_tasks")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="harbor-env-bench-") as tmp:
+        work = Path(tmp)
+        tokenizer = build_test_tokenizer(work / "tokenizer")
+        config = resolve_env_config(
+            {
+                "taskset": {"id": "harbor-env", "path": str(args.tasks)},
+                "agent": {"harness": {"id": "harbor-env", "environment": {"type": "local"}, "trials_dir": str(work / "trials")}},
+            }
+        )
+        env = vf.load_environment(config)
+        with FakeInferenceServer(tokenizer, SolveEachTask(args.tasks)) as server:
+            context = vf.ModelContext(
+                model="test-model",
+                client=vf.TrainClientConfig(base_url=server.base_url, api_key_var="NONE", renderer_model_name=str(tokenizer)),
+                sampling=vf.SamplingConfig(temperature=1.0, max_tokens=4096),
+            )
+            rows = []
+            async with env.serving():
+                for task in env.taskset:
+                    episode = await env.run_episode(task, context)
+                    (trace,) = episode.traces
+                    calls = server.completions_of(trace.id)
+                    stepwise = sum(len(c.prompt_ids) + len(c.completion_ids) for c in calls)
+                    in_branches = sum(len(b.token_ids) for b in trace.branches)
+                    sampled = sum(sum(b.sampled_mask) for b in trace.branches)
+                    rows.append((task.data.name, trace.reward, len(calls), len(trace.branches), sampled, in_branches, stepwise))
+    print("| task | reward | turns | branches | sampled tokens | tokens in branches | step-wise tokens | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, reward, turns, branches, sampled, in_branches, stepwise in rows:
+        print(f"| {name} | {reward} | {turns} | {branches} | {sampled} | {in_branches} | {stepwise} | {in_branches / stepwise:.2f} |")
+    episodes, branches = len(rows), sum(r[3] for r in rows)
+    print(f"\n{episodes} episodes, {branches} branches: {branches / episodes:.2f} branches per episode")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,318 @@
+"""HarborEnvironment end to end, through the wire prime-rl uses.
+
+verifiers' env server runs in its own process; the test drives it with `EnvClient.run` and a
+`TrainClientConfig`, so every model call of the real Terminus-2 goes through verifiers'
+interception, the train client renders it with the test tokenizer and asks the fake inference
+server (`/inference/v1/generate`) for token ids and logprobs. Real Harbor Trials, real tmux,
+the local sandbox, the sample tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import verifiers.v1 as vf
+from verifiers.v1.serve import EnvClient, env_config_data, serve_env
+from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
+
+from conftest import SAMPLE_TASKS, foreign_processes, write_task
+from harbor_env.taskset import HarborTasksetConfig
+from harbor_env.testing.inference import FakeInferenceServer
+from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish, terminus_reply
+from harbor_env.testing.tokenizer import build_test_tokenizer
+
+TASK = "repair-config"
+MARKER = "Repair the service configuration"
+SOLVE = (SAMPLE_TASKS / TASK / "solution" / "solve.sh").read_text()
+SOLVING = ScriptedPolicy({MARKER: script_then_finish(run_script(SOLVE), duration=3)})
+FAILING = ScriptedPolicy({MARKER: script_then_finish("cat /app/service/config.ini\n")})
+INFERENCE_KEY = "sk-inference-test-0123456789"
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_test_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture
+def inference(tokenizer: Path) -> Iterator[FakeInferenceServer]:
+    with FakeInferenceServer(tokenizer, SOLVING) as server:
+        yield server
+
+
+def env_config(work: Path, *, tasks: str | Path = SAMPLE_TASKS, include: list[str] | None = None, agent: dict | None = None, harness: dict | None = None) -> vf.EnvConfig:  # fmt: skip
+    return resolve_env_config(
+        {
+            "taskset": {"id": "harbor-env", "path": str(tasks), "include": include if include is not None else [TASK]},
+            "agent": {
+                **(agent or {}),
+                "harness": {
+                    "id": "harbor-env",
+                    "environment": {"type": "local", "kwargs": {"sandbox_dir": str(work / "sandboxes")}},
+                    "trials_dir": str(work / "trials"),
+                    "keep_trials": True,
+                    **(harness or {}),
+                },
+            },
+        }
+    )
+
+
+def train_client(server: FakeInferenceServer, tokenizer: Path) -> vf.TrainClientConfig:
+    return vf.TrainClientConfig(base_url=server.base_url, api_key_var="HARBOR_ENV_TEST_INFERENCE_KEY",
+                                renderer_model_name=str(tokenizer))  # fmt: skip
+
+
+SAMPLING = vf.SamplingConfig(temperature=1.0, max_tokens=4096)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """One env server process for the module (starting one costs ~30 s of imports here).
+
+    Its taskset config does not limit what it runs: each request carries its task's folder.
+    Yields the server's address and its work folder (trials/ and sandboxes/ live there).
+    """
+    work = tmp_path_factory.mktemp("served")
+    os.environ["HARBOR_ENV_TEST_INFERENCE_KEY"] = INFERENCE_KEY  # inherited by the server
+    context = multiprocessing.get_context("spawn")
+    addresses = context.Queue()
+    process = context.Process(
+        target=serve_env,
+        kwargs={"max_workers": 1, "address": "tcp://127.0.0.1:0", "address_queue": addresses,
+                "config_data": env_config_data(env_config(work))},  # fmt: skip
+        daemon=True,
+    )
+    process.start()
+    try:
+        yield addresses.get(True, 300), work
+    finally:
+        process.terminate()
+        process.join(30)
+
+
+@pytest.fixture
+async def client(served: tuple[str, Path]) -> AsyncIterator[EnvClient]:
+    client = EnvClient(served[0])
+    await client.wait_for_server_startup(timeout=300)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def served_work(served: tuple[str, Path]) -> Path:
+    return served[1]
+
+
+async def run_in_process(config: vf.EnvConfig, server: FakeInferenceServer, tokenizer: Path) -> vf.Episode:
+    """One episode without the wire (for configs the module's env server does not have)."""
+    env = vf.load_environment(config)
+    task = next(iter(env.taskset))
+    context = vf.ModelContext(model="test-model", client=train_client(server, tokenizer), sampling=SAMPLING)
+    async with env.serving():
+        return await env.run_episode(task, context)
+
+
+def task_data(name: str = TASK, tasks: Path = SAMPLE_TASKS) -> dict:
+    """The row the orchestrator would send for one task."""
+    taskset = HarborTasksetConfig(id="harbor-env", path=str(tasks), include=[name])
+    (task,) = load_taskset(taskset)
+    return task.data.model_dump(mode="json")
+
+
+async def run_episode(client: EnvClient, server: FakeInferenceServer, tokenizer: Path, data: dict | None = None) -> vf.Episode:  # fmt: skip
+    return await client.run(train_client(server, tokenizer), "test-model", SAMPLING, data or task_data())
+
+
+def assert_tokens_match_the_model(trace: vf.Trace, server: FakeInferenceServer) -> None:
+    """The trainer sees exactly the model's tokens and logprobs, and nothing else as sampled."""
+    completions = server.completions_of(trace.id)
+    assert completions, "no generate request carried this trace's session id"
+    assert len(trace.branches) == 1, f"{len(trace.branches)} branches: the chat was not append-only"
+    branch = trace.branches[0]
+    sampled = [t for t, m in zip(branch.token_ids, branch.sampled_mask) if m]
+    sampled_logprobs = [lp for lp, m in zip(branch.logprobs, branch.sampled_mask) if m]
+    assert sampled == [t for c in completions for t in c.completion_ids]
+    assert sampled_logprobs == [lp for c in completions for lp in c.logprobs]
+    assert all(lp == 0.0 for lp, m in zip(branch.logprobs, branch.sampled_mask) if not m)
+    # Each turn's prompt is exactly what the branch holds before that turn's completion.
+    position = 0
+    for completion in completions:
+        start = len(completion.prompt_ids)
+        assert branch.token_ids[:start] == completion.prompt_ids
+        assert not any(branch.sampled_mask[position:start])
+        position = start + len(completion.completion_ids)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def test_plugin_id_resolves_to_this_package() -> None:
+    from verifiers.v1.utils.loaders import default_harness_id, environment_class
+
+    import harbor_env
+
+    config = resolve_env_config({"taskset": {"id": "harbor-env"}})
+    assert isinstance(config, harbor_env.HarborEnvironmentConfig)
+    assert environment_class("harbor-env") is harbor_env.HarborEnvironment
+    assert default_harness_id("harbor-env") == "harbor-env"
+    assert config.agent.runtime.type == "subprocess"
+
+
+def test_taskset_loads_validates_and_filters(work: Path) -> None:
+    names = [t.data.name for t in load_taskset(env_config(work, include=[]).taskset)]
+    assert names == sorted(p.name for p in SAMPLE_TASKS.iterdir())
+    tasks = list(load_taskset(env_config(work, include=["*-json", "git-*"]).taskset))
+    assert [(t.data.idx, t.data.name) for t in tasks] == [(0, "csv-to-json"), (1, "git-history")]
+    assert tasks[0].data.prompt == (SAMPLE_TASKS / "csv-to-json" / "instruction.md").read_text()
+    assert Path(tasks[0].data.task_dir) == SAMPLE_TASKS / "csv-to-json"
+    # One task folder works as a path too.
+    single = list(load_taskset(env_config(work, tasks=SAMPLE_TASKS / "git-history", include=[]).taskset))
+    assert [t.data.name for t in single] == ["git-history"]
+
+
+def test_invalid_tasks_are_named_or_skipped(work: Path) -> None:
+    write_task(work / "tasks", "good")
+    broken = write_task(work / "tasks", "broken")
+    (broken / "task.toml").write_text("[agent]\ntimeout_sec = 'soon'\n")
+    config = env_config(work, tasks=work / "tasks", include=[])
+    from harbor_env.taskset import InvalidTaskError
+
+    with pytest.raises(InvalidTaskError, match=r"broken/task.toml: .*timeout_sec"):
+        list(load_taskset(config.taskset))
+    config.taskset.skip_invalid = True
+    assert [t.data.name for t in load_taskset(config.taskset)] == ["good"]
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+async def test_solving_and_failing_policies_over_the_wire(client: EnvClient, served_work: Path, tokenizer: Path) -> None:
+    with FakeInferenceServer(tokenizer, SOLVING) as solver, FakeInferenceServer(tokenizer, FAILING) as failer:
+        solved, failed = await asyncio.gather(
+            run_episode(client, solver, tokenizer), run_episode(client, failer, tokenizer)
+        )
+        for episode, server, reward in ((solved, solver, 1.0), (failed, failer, 0.0)):
+            (trace,) = episode.traces
+            assert trace.ok, trace.errors
+            assert trace.reward == reward
+            assert trace.metrics["harbor_turns"] == 3
+            assert trace.metrics["harbor_agent_sec"] > 0
+            assert_tokens_match_the_model(trace, server)
+            trial_dir = Path(trace.info["harbor_trial_dir"])
+            assert trial_dir.parent == served_work / "trials" and (trial_dir / "result.json").is_file()
+        # The inference server only ever saw its own key.
+        assert solver.api_keys_seen == {INFERENCE_KEY}
+
+
+async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process, so the test can see the interception's per-rollout secrets."""
+    import verifiers.v1.interception.server as interception
+
+    issued: list[str] = []
+    original = interception.secrets.token_urlsafe
+
+    def spy(nbytes: int | None = None) -> str:
+        value = original(nbytes)
+        issued.append(value)
+        return value
+
+    monkeypatch.setattr(interception.secrets, "token_urlsafe", spy)
+    monkeypatch.setenv("HARBOR_ENV_TEST_INFERENCE_KEY", INFERENCE_KEY)
+    with FakeInferenceServer(tokenizer, SOLVING) as server:
+        episode = await run_in_process(env_config(work), server, tokenizer)
+    assert episode.traces[0].reward == 1.0
+    assert issued, "the interception issued no secret"
+    written = [p for p in (work / "trials").rglob("*") if p.is_file()]
+    assert any(p.name == "trajectory.json" for p in written) and any(p.name == "config.json" for p in written)
+    for path in written:
+        content = path.read_bytes()
+        for secret in [*issued, INFERENCE_KEY]:
+            assert secret.encode() not in content, f"{secret[:4]}… written to {path}"
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+async def test_inference_errors_make_the_trace_errored_not_zero(client: EnvClient, tokenizer: Path) -> None:
+    with FakeInferenceServer(tokenizer, SOLVING, fault="http_500") as broken:
+        (trace,) = (await run_episode(client, broken, tokenizer)).traces
+    assert not trace.ok and trace.errors
+    assert trace.rewards.get("reward") is None  # not a reward of 0
+    # The inference server is down altogether.
+    stopped = FakeInferenceServer(tokenizer, SOLVING).start()
+    stopped.stop()
+    (trace,) = (await run_episode(client, stopped, tokenizer)).traces
+    assert not trace.ok and trace.errors and trace.rewards.get("reward") is None
+
+
+async def test_environment_failing_to_start_is_errored(work: Path, tokenizer: Path, inference: FakeInferenceServer) -> None:  # fmt: skip
+    missing = str(work / "missing-rootfs")
+    config = env_config(work, harness={"environment": {"type": "local", "kwargs": {"rootfs": missing}}})
+    (trace,) = (await run_in_process(config, inference, tokenizer)).traces
+    assert not trace.ok
+    assert "rootfs" in trace.errors[-1].message and trace.rewards.get("reward") is None
+
+
+async def test_agent_timeout_is_scored_by_the_verifier(client: EnvClient, work: Path, tokenizer: Path) -> None:
+    tasks = work / "tasks"
+    task = write_task(
+        tasks,
+        "slow",
+        test_sh="#!/bin/bash\n[ -f /app/done ] && echo 1 > /logs/verifier/reward.txt || echo 0 > /logs/verifier/reward.txt\n",
+    )
+    toml = task / "task.toml"
+    toml.write_text(toml.read_text().replace("[agent]\ntimeout_sec = 60.0", "[agent]\ntimeout_sec = 3.0"))
+    (task / "instruction.md").write_text("Take your time.\n")
+    policy = ScriptedPolicy({"Take your time": [terminus_reply("sleep 60\n", duration=30)]})
+    with FakeInferenceServer(tokenizer, policy) as server:
+        (trace,) = (await run_episode(client, server, tokenizer, task_data("slow", tasks))).traces
+    assert trace.ok, trace.errors
+    assert trace.reward == 0.0 and trace.rewards["reward"].score == 0.0
+    assert trace.metrics["harbor_agent_timeout"] == 1.0
+    assert trace.info["harbor_exception_type"] == "AgentTimeoutError"
+
+
+async def test_a_turn_refused_by_the_interception_ends_the_agent_cleanly(work: Path, tokenizer: Path) -> None:
+    # One model call allowed: the solving script runs, the confirmation turn is refused.
+    config = env_config(work, agent={"max_turns": 1})
+    with FakeInferenceServer(tokenizer, SOLVING) as server:
+        (trace,) = (await run_in_process(config, server, tokenizer)).traces
+        assert len(server.completions_of(trace.id)) == 1
+    assert trace.ok, trace.errors
+    assert trace.reward == 1.0  # the verifier still scored the work done
+
+
+async def test_sixteen_concurrent_episodes_keep_their_own_tokens(client: EnvClient, served_work: Path, tokenizer: Path) -> None:  # fmt: skip
+    processes_before = foreign_processes()
+    rows = [task_data(name) for name in ("repair-config", "csv-to-json", "fix-python-bug", "git-history")]
+    with FakeInferenceServer(tokenizer, FAILING) as server:
+        episodes = await asyncio.gather(*(run_episode(client, server, tokenizer, rows[i % len(rows)]) for i in range(16)))
+        traces = [trace for episode in episodes for trace in episode.traces]
+        assert len({t.id for t in traces}) == 16
+        for trace in traces:
+            assert trace.ok, trace.errors
+            assert trace.reward == 0.0
+            assert_tokens_match_the_model(trace, server)
+    await asyncio.sleep(0.5)
+    assert list((served_work / "sandboxes").iterdir()) == []
+    assert foreign_processes() - processes_before == set()
+
+
+async def test_malformed_model_output_is_the_agents_problem(client: EnvClient, tokenizer: Path) -> None:
+    """An unparseable reply is an agent outcome: Terminus-2 asks again; the episode is scored."""
+    solving = script_then_finish(run_script(SOLVE), duration=3)
+    policy = ScriptedPolicy({MARKER: ["this is not the JSON Terminus-2 asked for", *solving]})
+    with FakeInferenceServer(tokenizer, policy) as server:
+        (trace,) = (await run_episode(client, server, tokenizer)).traces
+        assert trace.ok, trace.errors
+        assert trace.reward == 1.0
+        assert len(server.completions_of(trace.id)) == 4
+        assert_tokens_match_the_model(trace, server)
