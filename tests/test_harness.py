@@ -1,0 +1,94 @@
+"""The harness's Trial configs and the rules that turn a Trial's result into a reward or an error."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import pytest
+from harbor.models.trial.result import TrialResult
+from harbor.models.verifier.result import VerifierResult
+from pydantic import ValidationError
+
+from conftest import SAMPLE_TASKS
+from harbor_env.harness import HarborTrialHarness, HarborTrialHarnessConfig
+from harbor_env.outcome import interpret
+from harbor_env.taskset import HarborTasksetConfig, HarborTaskset
+from test_trials import run_trial
+
+
+def harness(**config) -> HarborTrialHarness:
+    return HarborTrialHarness(HarborTrialHarnessConfig(id="harbor-env", **config))
+
+
+@pytest.fixture(scope="module")
+def task_data():
+    (task,) = HarborTaskset(HarborTasksetConfig(id="harbor-env", path=str(SAMPLE_TASKS), include=["git-history"])).load()
+    return task.data
+
+
+def test_trial_config_for_terminus_and_the_local_sandbox(task_data) -> None:
+    config = harness(environment={"type": "local", "kwargs": {"keep": True}}, agent={"max_turns": 7, "parser": "xml"}).trial_config(task_data, "my-model")  # fmt: skip
+    assert config.task.path == Path(task_data.task_dir)
+    assert config.environment.import_path == "harbor_env.sandbox:LocalSandbox"
+    assert config.environment.kwargs == {"keep": True}
+    assert config.agent.import_path == "harbor_env.agent:InterceptedTerminus2"
+    assert config.agent.model_name == "openai/my-model"
+    assert config.agent.kwargs["max_turns"] == 7 and config.agent.kwargs["parser_name"] == "xml"
+    assert config.agent.kwargs["enable_summarize"] is False and config.agent.kwargs["record_terminal_session"] is False
+    assert config.trials_dir.is_absolute()
+
+
+def test_trial_config_for_harbor_types_and_other_agents(task_data) -> None:
+    config = harness(environment={"type": "modal"}, agent={"name": "oracle"}).trial_config(task_data, "m")
+    assert config.environment.type.value == "modal" and config.environment.import_path is None
+    assert config.agent.name == "oracle" and config.agent.import_path is None
+    custom = harness(agent={"import_path": "my_pkg.agents:Mine"}).trial_config(task_data, "m")
+    assert custom.agent.import_path == "my_pkg.agents:Mine" and custom.agent.name is None
+
+
+def test_timeouts_authored_scaled_ignored(task_data) -> None:
+    assert harness().trial_config(task_data, "m").timeout_multiplier == 1.0
+    scaled = harness(timeouts="scaled", timeout_multiplier=2.5).trial_config(task_data, "m")
+    assert scaled.timeout_multiplier == 2.5 and scaled.agent.override_timeout_sec is None
+    # A multiplier alone does nothing unless timeouts = "scaled": authored means authored.
+    assert harness(timeout_multiplier=2.5).trial_config(task_data, "m").timeout_multiplier == 1.0
+    ignored = harness(timeouts="ignored").trial_config(task_data, "m")
+    assert ignored.agent.override_timeout_sec >= 7 * 24 * 3600
+
+
+def test_bad_harness_options_name_what_is_allowed() -> None:
+    with pytest.raises(ValidationError, match=r"unknown environment type 'dokcer'; allowed: .*docker.*local"):
+        harness(environment={"type": "dokcer"})
+    with pytest.raises(ValidationError, match=r"unknown agent 'terminus-3'; allowed: .*terminus-2"):
+        harness(agent={"name": "terminus-3"})
+    with pytest.raises(ValidationError, match="max_turns"):
+        harness(agent={"max_turns": 0})
+    with pytest.raises(ValidationError, match="timeout_multiplier"):
+        harness(timeout_multiplier=-1)
+    with pytest.raises(ValidationError, match="max_turn"):
+        harness(agent={"max_turn": 3})  # a key that does not exist
+
+
+@pytest.fixture(scope="module")
+def real_result(tmp_path_factory: pytest.TempPathFactory) -> TrialResult:
+    """A real oracle trial's result, to vary its verifier output."""
+    work = tmp_path_factory.mktemp("outcome")
+    return asyncio.run(run_trial(SAMPLE_TASKS / "csv-to-json", work, "oracle"))
+
+
+def with_rewards(result: TrialResult, rewards: dict | None) -> TrialResult:
+    return result.model_copy(update={"verifier_result": None if rewards is None else VerifierResult(rewards=rewards)})
+
+
+def test_reward_json_rules(real_result: TrialResult) -> None:
+    scored = interpret(real_result)
+    assert scored.error is None and scored.reward == 1.0
+    assert scored.metrics["checks_passed"] == 8 and scored.metrics["checks_total"] == 8  # reward.json's other keys
+    assert scored.metrics["harbor_verifier_sec"] > 0 and scored.metrics["harbor_agent_timeout"] == 0
+    assert interpret(with_rewards(real_result, {"score": 0.25})).reward == 0.25  # one value, any name
+    several = interpret(with_rewards(real_result, {"a": 1, "b": 0}))
+    assert several.reward is None and "no `reward` key" in several.error
+    assert interpret(with_rewards(real_result, {"reward": math.nan})).error is not None
+    assert interpret(with_rewards(real_result, None)).error.endswith("the verifier produced no result")
