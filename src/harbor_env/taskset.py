@@ -54,6 +54,8 @@ class HarborTasksetConfig(vf.TasksetConfig):
     """Task names or glob patterns to keep (all when empty)."""
     exclude: list[str] = Field(default_factory=list)
     """Task names or glob patterns to drop, applied after `include`."""
+    limit: int | None = Field(default=None, gt=0)
+    """Load at most this many tasks (after include/exclude), e.g. for smoke runs."""
     skip_invalid: bool = False
     """Skip invalid task folders with a warning instead of failing the load."""
 
@@ -111,6 +113,8 @@ class HarborTaskset(vf.Taskset[HarborTask, HarborTasksetConfig]):
     def load(self) -> Iterator[HarborTask]:
         loaded = 0
         for task_dir in discover_task_dirs(self.config):
+            if self.config.limit is not None and loaded >= self.config.limit:
+                break
             try:
                 task = validate_task_dir(task_dir)
             except InvalidTaskError as exc:

@@ -1,0 +1,154 @@
+"""Checks that run before anything GPU-heavy starts; each failure names its fix.
+
+Config checks (the HarborEnvironment sections, the task folders) decide whether a config is
+valid at all; host checks (prime-rl checkout, GPUs, Docker) decide whether this machine can
+run it now. A dry run reports host problems without failing on them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from harbor_env.run_config import RunConfig, Source
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.message}\n    fix: {self.fix}"
+
+
+@dataclass
+class SourcePlan:
+    source: Source
+    tasks: int
+    environment: str
+    agent: str
+
+
+def _model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config class that holds the key at `path` (for "allowed keys" in messages)."""
+    from harbor_env.harness import HarborTrialHarnessConfig
+    from harbor_env.taskset import HarborTasksetConfig
+
+    narrowed = {("taskset",): HarborTasksetConfig, ("agent", "harness"): HarborTrialHarnessConfig}
+    model: type[BaseModel] | None = root
+    for depth, part in enumerate(path):
+        if path[: depth + 1] in narrowed:
+            model = narrowed[path[: depth + 1]]
+            continue
+        field = model.model_fields.get(str(part)) if model else None
+        if field is None:
+            return None
+        candidates = [field.annotation, *get_args(field.annotation)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return model
+
+
+def _describe(error: dict[str, Any], source: Source) -> Problem:
+    from harbor_env.environment import HarborEnvironmentConfig
+
+    loc = tuple(error["loc"])
+    table = ".".join([source.key, *map(str, loc[:-1])])
+    if error["type"] == "extra_forbidden":
+        holder = _model_at(HarborEnvironmentConfig, loc[:-1])
+        allowed = ", ".join(sorted(holder.model_fields)) if holder else "see the README"
+        return Problem(f"unknown key `{loc[-1]}` in [{table}]", f"use one of: {allowed}")
+    return Problem(f"[{table}] {loc[-1] if loc else ''}: {error['msg']}", "correct the value in the config")
+
+
+def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
+    """Validate one HarborEnvironment source: its config keys and its task folders."""
+    from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
+
+    from harbor_env.taskset import InvalidTaskError
+
+    try:
+        config = resolve_env_config(source.env)
+    except ValidationError as exc:
+        return None, [_describe(error, source) for error in exc.errors()]
+    try:
+        tasks = sum(1 for _ in load_taskset(config.taskset))
+    except InvalidTaskError as exc:
+        return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the task folder, or set skip_invalid = true")]
+    harness = config.agent.harness
+    environment = harness.environment.import_path or harness.environment.type
+    agent = harness.agent.import_path or harness.agent.name
+    return SourcePlan(source, tasks, environment, agent), []
+
+
+def check_prime_rl(checkout: Path) -> list[Problem]:
+    setup = "git submodule update --init prime-rl && bash scripts/setup-prime-rl.sh"
+    if not (checkout / "pyproject.toml").is_file():
+        return [Problem(f"prime-rl checkout missing at {checkout}", setup)]
+    if not (checkout / "deps" / "verifiers" / "pyproject.toml").is_file():
+        return [Problem(f"prime-rl's own submodules are not initialised in {checkout}", "bash scripts/setup-prime-rl.sh")]
+    if not (checkout / ".venv").is_dir():
+        return [Problem(f"prime-rl's environment is not installed ({checkout}/.venv missing)", "bash scripts/setup-prime-rl.sh")]
+    return []
+
+
+def visible_gpus() -> int:
+    """NVIDIA GPUs this process may use (CUDA_VISIBLE_DEVICES narrows them)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+
+
+def check_gpus(run: RunConfig) -> list[Problem]:
+    train, infer = run.gpus
+    have = visible_gpus()
+    if have < train + infer:
+        return [
+            Problem(
+                f"the config needs {train + infer} GPUs ({infer} inference + {train} trainer, [deployment]) "
+                f"but {have} are visible",
+                "run on a node with enough NVIDIA GPUs, or lower [deployment] num_train_gpus / num_infer_gpus",
+            )
+        ]
+    return []
+
+
+def docker_reachable() -> tuple[bool, str]:
+    if shutil.which("docker") is None:
+        return False, "the docker CLI is not installed"
+    try:
+        probe = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return False, "`docker info` did not answer within 20 s"
+    if probe.returncode != 0:
+        return False, (probe.stderr.strip().splitlines() or ["no answer"])[-1]
+    return True, probe.stdout.strip()
+
+
+def check_docker(plans: list[SourcePlan]) -> list[Problem]:
+    users = [p.source.name for p in plans if p.environment == "docker"]
+    if not users:
+        return []
+    reachable, detail = docker_reachable()
+    if reachable:
+        return []
+    return [
+        Problem(
+            f"Docker daemon unreachable ({detail}), and source(s) {', '.join(users)} use environment type docker",
+            "start Docker (e.g. `sudo systemctl start docker`), or set env.agent.harness.environment.type "
+            "to 'local' (no Docker needed) or a cloud sandbox ('modal', 'daytona', 'e2b')",
+        )
+    ]
