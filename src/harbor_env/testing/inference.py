@@ -133,6 +133,12 @@ class FakeInferenceServer:
         with self._lock:
             self.api_keys_seen.add(auth.removeprefix("Bearer ").strip())
 
+    async def _accept(self, request: web.Request) -> tuple[dict, web.StreamResponse | None]:
+        """The request's body, and the injected fault's response if a fault is on."""
+        self._note_key(request)
+        body = await request.json()
+        return body, await self._maybe_fault(request)
+
     async def _maybe_fault(self, request: web.Request) -> web.StreamResponse | None:
         if self.fault == "http_500":
             return web.json_response({"error": "injected failure"}, status=500)
@@ -154,9 +160,7 @@ class FakeInferenceServer:
         )
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
-        self._note_key(request)
-        body = await request.json()
-        faulted = await self._maybe_fault(request)
+        body, faulted = await self._accept(request)
         if faulted is not None:
             return faulted
         prompt_ids = list(body["token_ids"])
@@ -190,9 +194,7 @@ class FakeInferenceServer:
         )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        self._note_key(request)
-        body = await request.json()
-        faulted = await self._maybe_fault(request)
+        body, faulted = await self._accept(request)
         if faulted is not None:
             return faulted
         with self._lock:
