@@ -175,3 +175,15 @@ def test_rl_command_takes_prime_rl_arguments(capsys: pytest.CaptureFixture, monk
     monkeypatch.setattr("sys.argv", ["rl", "configs/harbor_eval.toml"])
     assert cli.rl_main() == 2
     assert "usage: uv run rl @ configs/harbor_8b.toml" in capsys.readouterr().err
+
+
+def test_smoke_run_config(tmp_path: Path) -> None:
+    from harbor_env.run_config import RunConfig
+
+    run = RunConfig.load(REPO / "configs" / "harbor_eval.toml")
+    smoke = RunConfig.load(cli._smoke_config(run, tmp_path))
+    assert smoke.get("max_steps") == cli.SMOKE_STEPS
+    assert [s.env["taskset"]["limit"] for s in smoke.harbor_sources()] == [cli.SMOKE_TASKS] * 2
+    from harbor_env.preflight import check_source
+
+    assert [check_source(s)[0].tasks for s in smoke.harbor_sources()] == [cli.SMOKE_TASKS] * 2

@@ -100,15 +100,17 @@ def _hand_over(command: list[str]) -> int:
     return 0  # not reached
 
 
-def _smoke_config(run: RunConfig) -> Path:
-    """A copy of the config for a smoke run: a few tasks per HarborEnvironment source, a few steps."""
+def _smoke_config(run: RunConfig, out_dir: Path = ROOT / "outputs" / "smoke") -> Path:
+    """A copy of the config for a smoke run: a few tasks per HarborEnvironment source, a few steps.
+
+    A file rather than `--key value` overrides: prime-rl replaces lists (the sources) whole."""
     data = run.data
     data["max_steps"] = SMOKE_STEPS
     for kind in ("train", "eval"):
         for entry in data.get("orchestrator", {}).get(kind, {}).get("source", []) or []:
             if entry.get("env", {}).get("taskset", {}).get("id") == "harbor-env":
                 entry["env"]["taskset"]["limit"] = SMOKE_TASKS
-    out = ROOT / "outputs" / "smoke" / run.path.name
+    out = out_dir / run.path.name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(tomli_w.dumps(data).encode())
     return out
