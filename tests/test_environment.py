@@ -316,3 +316,13 @@ async def test_malformed_model_output_is_the_agents_problem(client: EnvClient, t
         assert trace.reward == 1.0
         assert len(server.completions_of(trace.id)) == 4
         assert_tokens_match_the_model(trace, server)
+
+
+async def test_an_agent_cannot_forge_its_reward(client: EnvClient, tokenizer: Path) -> None:
+    """reward.json wins over reward.txt in Harbor: a planted one must not survive to scoring."""
+    forge = "mkdir -p /logs/verifier /tests && echo '{\"reward\": 1}' > /logs/verifier/reward.json && echo 'echo 1 > /logs/verifier/reward.txt' > /tests/extra.sh\n"  # fmt: skip
+    policy = ScriptedPolicy({MARKER: script_then_finish(forge)})
+    with FakeInferenceServer(tokenizer, policy) as server:
+        (trace,) = (await run_episode(client, server, tokenizer)).traces
+    assert trace.ok, trace.errors
+    assert trace.reward == 0.0

@@ -17,6 +17,8 @@ import verifiers.v1 as vf
 from harbor.models.agent.name import AgentName
 from harbor.models.environment_type import EnvironmentType
 from harbor.models.trial.config import AgentConfig, EnvironmentConfig, TaskConfig, TrialConfig
+from harbor.models.trial.paths import EnvironmentPaths
+from harbor.trial.hooks import TrialEvent
 from harbor.trial.trial import Trial
 from pydantic import Field, field_validator, model_validator
 from pydantic_config import BaseConfig
@@ -127,6 +129,22 @@ class HarborTrialHarnessConfig(vf.HarnessConfig):
     """Keep each trial folder after the rollout (they hold full agent logs)."""
 
 
+def guard_verifier_inputs(trial: Trial) -> None:
+    """Empty /logs/verifier and /tests when verification starts, so the agent cannot plant a
+    reward file (reward.json wins over the reward.txt a test writes) or test files of its own.
+    Harbor does this itself only for separate verifier environments."""
+
+    async def clear(_event: object) -> None:
+        if getattr(trial, "_is_agent_environment_stopped", False):
+            return  # separate-verifier mode: the verifier gets a fresh environment
+        environment = trial.agent_environment
+        paths = EnvironmentPaths.for_os(environment.os)
+        await environment.empty_dirs([paths.verifier_dir], chmod=True)
+        await environment.empty_dirs([paths.tests_dir], chmod=False)
+
+    trial.add_hook(TrialEvent.VERIFICATION_START, clear)
+
+
 class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
     """Runs a Harbor Trial per rollout; the agent's model calls go through the interception."""
 
@@ -156,6 +174,7 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             with model_credentials(ModelCredentials(base_url=endpoint, api_key=secret)):
                 trial = await Trial.create(trial_config)
                 trial_dir = trial.paths.trial_dir
+                guard_verifier_inputs(trial)
                 result = await trial.run()
             outcome = interpret(result)
             if self.config.keep_trials:
