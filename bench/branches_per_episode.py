@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-list download at import
 
-import harbor_env  # noqa: E402,F401
 import verifiers.v1 as vf  # noqa: E402
 from verifiers.v1.utils.loaders import resolve_env_config  # noqa: E402
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import harbor_env  # noqa: F401  (sets litellm offline before Harbor imports it)
-from harbor.models.task.task import Task
-from harbor.models.trial.paths import TrialPaths
+# litellm (under Harbor) fetches a price list at import time unless told not to.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from harbor_env.sandbox import LocalSandbox
+from harbor.models.task.task import Task  # noqa: E402
+from harbor.models.trial.paths import TrialPaths  # noqa: E402
+
+from harbor_env.sandbox import LocalSandbox  # noqa: E402
 
 DEFAULT_TASK = Path(__file__).resolve().parents[1] / "datasets" / "harbor_tasks" / "fix-python-bug"
 

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import REPO, SAMPLE_TASKS, write_task
 from harbor.models.job.config import JobConfig
 from harbor.models.job.result import JobResult
 from harbor.viewer.scanner import JobScanner
 
-from conftest import REPO, SAMPLE_TASKS, write_task
 from harbor_env import cli
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish

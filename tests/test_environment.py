@@ -10,146 +10,32 @@ the local sandbox, the sample tasks.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import verifiers.v1 as vf
-from verifiers.v1.serve import EnvClient, env_config_data, serve_env
+from conftest import SAMPLE_TASKS, foreign_processes, write_task
+from episodes import (
+    FAILING,
+    INFERENCE_KEY,
+    MARKER,
+    SOLVE,
+    SOLVING,
+    assert_tokens_match_the_model,
+    env_config,
+    run_episode,
+    run_in_process,
+    task_data,
+)
+from verifiers.v1.serve import EnvClient
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
-from conftest import SAMPLE_TASKS, foreign_processes, write_task
-from harbor_env.taskset import HarborTasksetConfig
 from harbor_env.testing.inference import FakeInferenceServer
-from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish, terminus_reply
-from harbor_env.testing.tokenizer import build_test_tokenizer
-
-TASK = "repair-config"
-MARKER = "Repair the service configuration"
-SOLVE = (SAMPLE_TASKS / TASK / "solution" / "solve.sh").read_text()
-SOLVING = ScriptedPolicy({MARKER: script_then_finish(run_script(SOLVE), duration=3)})
-FAILING = ScriptedPolicy({MARKER: script_then_finish("cat /app/service/config.ini\n")})
-INFERENCE_KEY = "sk-inference-test-0123456789"
-
-
-@pytest.fixture(scope="session")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_test_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-
-@pytest.fixture
-def inference(tokenizer: Path) -> Iterator[FakeInferenceServer]:
-    with FakeInferenceServer(tokenizer, SOLVING) as server:
-        yield server
-
-
-def env_config(work: Path, *, tasks: str | Path = SAMPLE_TASKS, include: list[str] | None = None, agent: dict | None = None, harness: dict | None = None) -> vf.EnvConfig:  # fmt: skip
-    return resolve_env_config(
-        {
-            "taskset": {"id": "harbor-env", "path": str(tasks), "include": include if include is not None else [TASK]},
-            "agent": {
-                **(agent or {}),
-                "harness": {
-                    "id": "harbor-env",
-                    "environment": {"type": "local", "kwargs": {"sandbox_dir": str(work / "sandboxes")}},
-                    "trials_dir": str(work / "trials"),
-                    "keep_trials": True,
-                    **(harness or {}),
-                },
-            },
-        }
-    )
-
-
-def train_client(server: FakeInferenceServer, tokenizer: Path) -> vf.TrainClientConfig:
-    return vf.TrainClientConfig(base_url=server.base_url, api_key_var="HARBOR_ENV_TEST_INFERENCE_KEY",
-                                renderer_model_name=str(tokenizer))  # fmt: skip
-
-
-SAMPLING = vf.SamplingConfig(temperature=1.0, max_tokens=4096)
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """One env server process for the module (starting one costs ~30 s of imports here).
-
-    Its taskset config does not limit what it runs: each request carries its task's folder.
-    Yields the server's address and its work folder (trials/ and sandboxes/ live there).
-    """
-    work = tmp_path_factory.mktemp("served")
-    os.environ["HARBOR_ENV_TEST_INFERENCE_KEY"] = INFERENCE_KEY  # inherited by the server
-    context = multiprocessing.get_context("spawn")
-    addresses = context.Queue()
-    process = context.Process(
-        target=serve_env,
-        kwargs={"max_workers": 1, "address": "tcp://127.0.0.1:0", "address_queue": addresses,
-                "config_data": env_config_data(env_config(work))},  # fmt: skip
-        daemon=True,
-    )
-    process.start()
-    try:
-        yield addresses.get(True, 300), work
-    finally:
-        process.terminate()
-        process.join(30)
-
-
-@pytest.fixture
-async def client(served: tuple[str, Path]) -> AsyncIterator[EnvClient]:
-    client = EnvClient(served[0])
-    await client.wait_for_server_startup(timeout=300)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-def served_work(served: tuple[str, Path]) -> Path:
-    return served[1]
-
-
-async def run_in_process(config: vf.EnvConfig, server: FakeInferenceServer, tokenizer: Path) -> vf.Episode:
-    """One episode without the wire (for configs the module's env server does not have)."""
-    env = vf.load_environment(config)
-    task = next(iter(env.taskset))
-    context = vf.ModelContext(model="test-model", client=train_client(server, tokenizer), sampling=SAMPLING)
-    async with env.serving():
-        return await env.run_episode(task, context)
-
-
-def task_data(name: str = TASK, tasks: Path = SAMPLE_TASKS) -> dict:
-    """The row the orchestrator would send for one task."""
-    taskset = HarborTasksetConfig(id="harbor-env", path=str(tasks), include=[name])
-    (task,) = load_taskset(taskset)
-    return task.data.model_dump(mode="json")
-
-
-async def run_episode(client: EnvClient, server: FakeInferenceServer, tokenizer: Path, data: dict | None = None) -> vf.Episode:  # fmt: skip
-    return await client.run(train_client(server, tokenizer), "test-model", SAMPLING, data or task_data())
-
-
-def assert_tokens_match_the_model(trace: vf.Trace, server: FakeInferenceServer) -> None:
-    """The trainer sees exactly the model's tokens and logprobs, and nothing else as sampled."""
-    completions = server.completions_of(trace.id)
-    assert completions, "no generate request carried this trace's session id"
-    assert len(trace.branches) == 1, f"{len(trace.branches)} branches: the chat was not append-only"
-    branch = trace.branches[0]
-    sampled = [t for t, m in zip(branch.token_ids, branch.sampled_mask) if m]
-    sampled_logprobs = [lp for lp, m in zip(branch.logprobs, branch.sampled_mask) if m]
-    assert sampled == [t for c in completions for t in c.completion_ids]
-    assert sampled_logprobs == [lp for c in completions for lp in c.logprobs]
-    assert all(lp == 0.0 for lp, m in zip(branch.logprobs, branch.sampled_mask) if not m)
-    # Each turn's prompt is exactly what the branch holds before that turn's completion.
-    position = 0
-    for completion in completions:
-        start = len(completion.prompt_ids)
-        assert branch.token_ids[:start] == completion.prompt_ids
-        assert not any(branch.sampled_mask[position:start])
-        position = start + len(completion.completion_ids)
-
+from harbor_env.testing.policies import (
+    ScriptedPolicy,
+    run_script,
+    script_then_finish,
+    terminus_reply,
+)
 
 # ---------------------------------------------------------------------------- loading
 

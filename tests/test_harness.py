@@ -7,15 +7,15 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_TASKS
 from harbor.models.trial.result import TrialResult
 from harbor.models.verifier.result import VerifierResult
 from pydantic import ValidationError
+from test_trials import run_trial
 
-from conftest import SAMPLE_TASKS
 from harbor_env.harness import HarborTrialHarness, HarborTrialHarnessConfig
 from harbor_env.outcome import interpret
-from harbor_env.taskset import HarborTasksetConfig, HarborTaskset
-from test_trials import run_trial
+from harbor_env.taskset import HarborTaskset, HarborTasksetConfig
 
 
 def harness(**config) -> HarborTrialHarness:

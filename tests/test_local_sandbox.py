@@ -12,8 +12,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import (
+    REPO,
+    make_sandbox,
+    pid_namespace,
+    processes_in,
+    running,
+    write_task,
+)
 
-from conftest import REPO, make_sandbox, pid_namespace, processes_in, running, write_task
 from harbor_env.sandbox import LocalSandbox, SandboxError
 
 COPYING_DOCKERFILE = """\

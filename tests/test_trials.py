@@ -8,12 +8,17 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_TASKS, foreign_processes, write_task
 from harbor.models.task.task import Task
-from harbor.models.trial.config import AgentConfig, EnvironmentConfig, TaskConfig, TrialConfig
+from harbor.models.trial.config import (
+    AgentConfig,
+    EnvironmentConfig,
+    TaskConfig,
+    TrialConfig,
+)
 from harbor.models.trial.result import TrialResult
 from harbor.trial.trial import Trial
 
-from conftest import SAMPLE_TASKS, foreign_processes, write_task
 from harbor_env.sandbox import SandboxError
 from harbor_env.sandbox.limits import CGROUP_ROOT
 

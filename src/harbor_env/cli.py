@@ -21,7 +21,14 @@ from pathlib import Path
 import tomli_w
 from dotenv import load_dotenv
 
-from harbor_env.preflight import Problem, SourcePlan, check_docker, check_gpus, check_prime_rl, check_source
+from harbor_env.preflight import (
+    Problem,
+    SourcePlan,
+    check_docker,
+    check_gpus,
+    check_prime_rl,
+    check_source,
+)
 from harbor_env.run_config import ConfigError, RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,12 @@ from typing import Any, Literal
 import verifiers.v1 as vf
 from harbor.models.agent.name import AgentName
 from harbor.models.environment_type import EnvironmentType
-from harbor.models.trial.config import AgentConfig, EnvironmentConfig, TaskConfig, TrialConfig
+from harbor.models.trial.config import (
+    AgentConfig,
+    EnvironmentConfig,
+    TaskConfig,
+    TrialConfig,
+)
 from harbor.models.trial.paths import EnvironmentPaths
 from harbor.trial.hooks import TrialEvent
 from harbor.trial.trial import Trial

@@ -26,11 +26,11 @@ import shutil
 import signal
 import tarfile
 import tempfile
+import tomllib
 import uuid
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from harbor.environments.base import BaseEnvironment, ExecResult
 from harbor.environments.capabilities import (
     EnvironmentCapabilities,

@@ -1,0 +1,86 @@
+"""Faults along the whole path (inference server, environment, verifier): each one is an errored
+trace, never a silent reward of 0, and the env server keeps serving afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import foreign_processes, write_task
+from episodes import SOLVING, run_episode, task_data
+from verifiers.v1.serve import EnvClient
+
+from harbor_env.testing.inference import FakeInferenceServer
+from harbor_env.testing.policies import ScriptedPolicy, script_then_finish, terminus_reply
+
+QUICK = ScriptedPolicy({}, default=script_then_finish("ls\n"))
+
+
+def assert_errored(trace, *, mentions: str) -> None:
+    assert not trace.ok, "an infrastructure failure must error the trace"
+    assert trace.rewards.get("reward") is None, "…not score it"
+    assert any(mentions in error.message for error in trace.errors), [e.message for e in trace.errors]
+
+
+@pytest.mark.parametrize("fault", ["garbage", "drop"])
+async def test_broken_inference_replies(fault: str, client: EnvClient, tokenizer: Path) -> None:
+    with FakeInferenceServer(tokenizer, QUICK, fault=fault) as server:
+        (trace,) = (await run_episode(client, server, tokenizer, task_data("git-history"))).traces
+    assert not trace.ok and trace.rewards.get("reward") is None and trace.errors
+
+
+VERIFIER_FAULTS = {
+    "crashes": ("#!/bin/bash\nexit 3\n", "RewardFileNotFoundError"),
+    "malformed-json": ("#!/bin/bash\necho '{\"reward\": ' > /logs/verifier/reward.json\n", "reward"),
+    "nan": ("#!/bin/bash\necho nan > /logs/verifier/reward.txt\n", "nan"),
+    "infinite": ("#!/bin/bash\necho '{\"reward\": Infinity}' > /logs/verifier/reward.json\n", "nf"),
+    "times-out": ("#!/bin/bash\nsleep 30\necho 1 > /logs/verifier/reward.txt\n", "Timeout"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(VERIFIER_FAULTS))
+async def test_verifier_faults(fault: str, client: EnvClient, tokenizer: Path, work: Path) -> None:
+    test_sh, mentions = VERIFIER_FAULTS[fault]
+    task = write_task(work / "tasks", fault, test_sh=test_sh)
+    toml = task / "task.toml"
+    toml.write_text(toml.read_text().replace("[verifier]\ntimeout_sec = 60.0", "[verifier]\ntimeout_sec = 2.0"))
+    with FakeInferenceServer(tokenizer, QUICK) as server:
+        (trace,) = (await run_episode(client, server, tokenizer, task_data(fault, work / "tasks"))).traces
+    assert_errored(trace, mentions=mentions)
+
+
+async def test_environment_killed_mid_episode(client: EnvClient, tokenizer: Path, served_work: Path) -> None:
+    """The agent's sandbox disappears under it: killed from the host while the agent works."""
+    policy = ScriptedPolicy({}, default=[terminus_reply("sleep 8\n", duration=8), *script_then_finish("ls\n")])
+    with FakeInferenceServer(tokenizer, policy) as server:
+        episode = asyncio.create_task(run_episode(client, server, tokenizer, task_data("git-history")))
+        killed = await asyncio.to_thread(_kill_a_sandbox, served_work / "sandboxes")
+        (trace,) = (await episode).traces
+    assert killed
+    assert not trace.ok and trace.rewards.get("reward") is None and trace.errors
+
+
+def _kill_a_sandbox(sandboxes: Path, wait: float = 30.0) -> bool:
+    """SIGKILL the bubblewrap processes of the first sandbox that appears under `sandboxes`."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        victims = [pid for pid, cmdline in foreign_processes() if cmdline.split(" ")[0].endswith("bwrap") and str(sandboxes) in cmdline]
+        if victims:
+            time.sleep(1.0)  # let the agent get going
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def test_the_env_server_keeps_serving_after_faults(client: EnvClient, tokenizer: Path) -> None:
+    with FakeInferenceServer(tokenizer, SOLVING) as server:
+        (trace,) = (await run_episode(client, server, tokenizer)).traces
+    assert trace.ok and trace.reward == 1.0
