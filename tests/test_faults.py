@@ -84,3 +84,33 @@ async def test_the_env_server_keeps_serving_after_faults(client: EnvClient, toke
     with FakeInferenceServer(tokenizer, SOLVING) as server:
         (trace,) = (await run_episode(client, server, tokenizer)).traces
     assert trace.ok and trace.reward == 1.0
+
+
+async def test_a_cancelled_episode_leaves_nothing_behind(work: Path, tokenizer: Path) -> None:
+    """prime-rl cancels stale rollouts: no sandbox, tmux server, trial folder or descriptor survives."""
+    import verifiers.v1 as vf
+    from episodes import SAMPLING, env_config, train_client
+
+    config = env_config(work, harness={"keep_trials": False})
+    env = vf.load_environment(config)
+    task = next(iter(env.taskset))
+    policy = ScriptedPolicy({}, default=[terminus_reply("tmux new -d -s extra 'sleep 300'; sleep 300\n", duration=60)])
+    processes_before = foreign_processes()
+    descriptors_before = len(os.listdir("/proc/self/fd"))
+    with FakeInferenceServer(tokenizer, policy) as server:
+        context = vf.ModelContext(model="test-model", client=train_client(server, tokenizer), sampling=SAMPLING)
+        async with env.serving():
+            episode = asyncio.create_task(env.run_episode(task, context))
+            deadline = time.monotonic() + 60
+            while not server.records and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2)  # the agent's command is running in the sandbox now
+            assert any((work / "sandboxes").iterdir()) and any((work / "trials").iterdir())
+            episode.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await episode
+    await asyncio.sleep(0.5)
+    assert len(os.listdir("/proc/self/fd")) <= descriptors_before
+    assert foreign_processes() - processes_before == set()
+    assert list((work / "sandboxes").iterdir()) == []
+    assert list((work / "trials").iterdir()) == []
