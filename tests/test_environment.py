@@ -10,6 +10,7 @@ the local sandbox, the sample tasks.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,34 @@ def test_invalid_tasks_are_named_or_skipped(work: Path) -> None:
     assert [t.data.name for t in load_taskset(config.taskset)] == ["good"]
 
 
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda t: (t / "task.toml").write_text("[agent\n"), r"probe/task.toml: .*(Expected|expected|Invalid)"),
+        (lambda t: (t / "task.toml").unlink(), r"probe: task.toml is missing"),
+        (lambda t: (t / "instruction.md").unlink(), r"probe: instruction.md is missing"),
+        (lambda t: (t / "tests" / "test.sh").unlink(), r"probe: tests/test.sh is missing"),
+    ],
+    ids=["unparseable-task-toml", "no-task-toml", "no-instruction", "no-test-sh"],
+)
+def test_each_broken_task_folder_names_its_problem(breakage, message: str, work: Path) -> None:
+    from harbor_env.taskset import InvalidTaskError
+
+    breakage(write_task(work / "tasks"))
+    with pytest.raises(InvalidTaskError, match=message):
+        list(load_taskset(env_config(work, tasks=work / "tasks" / "probe", include=[]).taskset))
+
+
+def test_missing_or_empty_task_paths(work: Path) -> None:
+    from harbor_env.taskset import InvalidTaskError
+
+    with pytest.raises(InvalidTaskError, match=r"taskset path .*nowhere does not exist"):
+        list(load_taskset(env_config(work, tasks=work / "nowhere", include=[]).taskset))
+    (work / "empty").mkdir()
+    with pytest.raises(InvalidTaskError, match=r"no tasks in .*empty"):
+        list(load_taskset(env_config(work, tasks=work / "empty", include=[]).taskset))
+
+
 # ---------------------------------------------------------------------------- end to end
 
 
@@ -98,8 +127,10 @@ async def test_solving_and_failing_policies_over_the_wire(client: EnvClient, ser
         assert solver.api_keys_seen == {INFERENCE_KEY}
 
 
-async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process, so the test can see the interception's per-rollout secrets."""
+async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # fmt: skip
+    """In-process, so the test can see the interception's per-rollout secrets. Scans every file
+    the trial wrote and every log record, for those, the inference key and a host secret (as a
+    `.env` value would be); the agent even prints its environment to the terminal."""
     import verifiers.v1.interception.server as interception
 
     issued: list[str] = []
@@ -112,16 +143,26 @@ async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypa
 
     monkeypatch.setattr(interception.secrets, "token_urlsafe", spy)
     monkeypatch.setenv("HARBOR_ENV_TEST_INFERENCE_KEY", INFERENCE_KEY)
-    with FakeInferenceServer(tokenizer, SOLVING) as server:
+    host_secret = "dotenv-secret-5f2b9c"
+    monkeypatch.setenv("WANDB_API_KEY", host_secret)
+    caplog.set_level(logging.DEBUG)
+    policy = ScriptedPolicy({MARKER: script_then_finish("env; echo $OPENAI_API_KEY $WANDB_API_KEY\n", run_script(SOLVE), duration=3)})  # fmt: skip
+    with FakeInferenceServer(tokenizer, policy) as server:
         episode = await run_in_process(env_config(work), server, tokenizer)
     assert episode.traces[0].reward == 1.0
+    trajectory = next((work / "trials").rglob("trajectory.json")).read_text()
+    assert "PATH=" in trajectory  # the environment listing reached the trajectory
+    logged = "\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records)
+    assert logged, "nothing was logged"
     assert issued, "the interception issued no secret"
     written = [p for p in (work / "trials").rglob("*") if p.is_file()]
     assert any(p.name == "trajectory.json" for p in written) and any(p.name == "config.json" for p in written)
     for path in written:
         content = path.read_bytes()
-        for secret in [*issued, INFERENCE_KEY]:
+        for secret in [*issued, INFERENCE_KEY, host_secret]:
             assert secret.encode() not in content, f"{secret[:4]}… written to {path}"
+    for secret in [*issued, INFERENCE_KEY, host_secret]:
+        assert secret not in logged, f"{secret[:4]}… logged"
 
 
 # ---------------------------------------------------------------------------- faults

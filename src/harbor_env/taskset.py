@@ -92,8 +92,8 @@ def discover_task_dirs(config: HarborTasksetConfig) -> list[Path]:
     root = Path(config.path).expanduser().resolve()
     if not root.exists():
         raise InvalidTaskError(f"taskset path {config.path} does not exist (resolved to {root}); set [env.taskset] path")
-    if (root / "task.toml").is_file():
-        candidates = [root]
+    if any((root / part).exists() for part in ("task.toml", "instruction.md", "environment")):
+        candidates = [root]  # one task folder (validated, with its problems named, below)
     else:
         candidates = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if config.include:
