@@ -114,3 +114,29 @@ async def test_a_cancelled_episode_leaves_nothing_behind(work: Path, tokenizer: 
     assert foreign_processes() - processes_before == set()
     assert list((work / "sandboxes").iterdir()) == []
     assert list((work / "trials").iterdir()) == []
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+async def test_failures_before_the_agent_starts_are_retried(retries: int, work: Path, tokenizer: Path) -> None:
+    from episodes import SOLVING as solving
+    from episodes import env_config, run_in_process
+
+    environment = {"import_path": "flaky_sandbox:FlakyOnceSandbox", "kwargs": {"sandbox_dir": str(work / "sandboxes")}}
+    config = env_config(work, harness={"environment": environment, "retries": retries, "retry_backoff_sec": 0.1})
+    with FakeInferenceServer(tokenizer, solving) as server:
+        (trace,) = (await run_in_process(config, server, tokenizer)).traces
+    if retries == 0:
+        assert_errored(trace, mentions="sandbox provider unavailable")
+    else:
+        assert trace.ok and trace.reward == 1.0 and trace.metrics["harbor_attempts"] == 2
+
+
+async def test_failures_after_the_agent_started_are_not_retried(work: Path, tokenizer: Path) -> None:
+    """A retry then would put two attempts' tokens in one trace: the episode is errored instead."""
+    from episodes import env_config, run_in_process
+
+    config = env_config(work, harness={"retries": 2, "retry_backoff_sec": 0.1})
+    with FakeInferenceServer(tokenizer, QUICK, fault="http_500") as server:
+        (trace,) = (await run_in_process(config, server, tokenizer)).traces
+    assert not trace.ok and trace.rewards.get("reward") is None
+    assert trace.metrics["harbor_attempts"] == 1

@@ -23,13 +23,14 @@ from harbor.models.trial.config import (
     TrialConfig,
 )
 from harbor.models.trial.paths import EnvironmentPaths
+from harbor.models.trial.result import TrialResult
 from harbor.trial.hooks import TrialEvent
 from harbor.trial.trial import Trial
 from pydantic import Field, field_validator, model_validator
 from pydantic_config import BaseConfig
 
 from harbor_env.agent import ModelCredentials, model_credentials
-from harbor_env.outcome import TrialFailed, interpret
+from harbor_env.outcome import Outcome, TrialFailed, interpret
 from harbor_env.taskset import HarborTaskData
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,11 @@ class HarborTrialHarnessConfig(vf.HarnessConfig):
     """Where Harbor writes trial folders (logs, trajectories, rewards)."""
     keep_trials: bool = False
     """Keep each trial folder after the rollout (they hold full agent logs)."""
+    retries: int = Field(default=0, ge=0)
+    """Run the trial again when it fails before its agent starts (environment build or start,
+    a flaky sandbox provider); later failures are not retried (the episode is errored)."""
+    retry_backoff_sec: float = Field(default=5.0, ge=0)
+    """Wait before retry n: retry_backoff_sec * 2**(n-1)."""
 
 
 def guard_verifier_inputs(trial: Trial) -> None:
@@ -174,22 +180,38 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
 
     async def launch(self, ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kwargs) -> vf.ProgramResult:  # fmt: skip
         trial_config = self.trial_config(data, ctx.model)
+        credentials = ModelCredentials(base_url=endpoint, api_key=secret)
+        for attempt in range(self.config.retries + 1):
+            result, outcome = await self._run_trial(trial_config, credentials)
+            # Retry only trials whose agent never started: nothing reached the trace yet, so a
+            # second attempt cannot mix two episodes' tokens in one training sample.
+            if outcome.error is None or result.agent_execution is not None or attempt == self.config.retries:
+                break
+            delay = self.config.retry_backoff_sec * 2**attempt
+            logger.warning("trial of %s failed before its agent started (%s); retry %d/%d in %.0f s",
+                           data.name, outcome.error, attempt + 1, self.config.retries, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+        outcome.metrics["harbor_attempts"] = float(attempt + 1)
+        trace.record_metrics(outcome.metrics)
+        trace.info.update(outcome.info)
+        if outcome.error is not None:
+            raise TrialFailed(outcome.error)
+        trace.record_reward("reward", outcome.reward)
+        return vf.ProgramResult(exit_code=0, stdout="", stderr="")
+
+    async def _run_trial(self, trial_config: TrialConfig, credentials: ModelCredentials) -> tuple[TrialResult, Outcome]:
+        """One Harbor Trial, its folder removed afterwards unless trials are kept."""
         trial_dir: Path | None = None
         try:
-            with model_credentials(ModelCredentials(base_url=endpoint, api_key=secret)):
-                trial = await Trial.create(trial_config)
+            with model_credentials(credentials):
+                trial = await Trial.create(trial_config.model_copy(deep=True))
                 trial_dir = trial.paths.trial_dir
                 guard_verifier_inputs(trial)
                 result = await trial.run()
             outcome = interpret(result)
             if self.config.keep_trials:
                 outcome.info["harbor_trial_dir"] = str(trial_dir)
-            trace.record_metrics(outcome.metrics)
-            trace.info.update(outcome.info)
-            if outcome.error is not None:
-                raise TrialFailed(outcome.error)
-            trace.record_reward("reward", outcome.reward)
+            return result, outcome
         finally:
             if trial_dir is not None and not self.config.keep_trials:
                 await asyncio.to_thread(shutil.rmtree, trial_dir, ignore_errors=True)
-        return vf.ProgramResult(exit_code=0, stdout="", stderr="")
