@@ -140,3 +140,20 @@ async def test_failures_after_the_agent_started_are_not_retried(work: Path, toke
         (trace,) = (await run_in_process(config, server, tokenizer)).traces
     assert not trace.ok and trace.rewards.get("reward") is None
     assert trace.metrics["harbor_attempts"] == 1
+
+
+async def test_episodes_do_not_accumulate_descriptors(work: Path, tokenizer: Path) -> None:
+    """An env server lives for days: descriptors must not grow with the episodes it has run."""
+    import verifiers.v1 as vf
+    from episodes import SAMPLING, env_config, train_client
+
+    env = vf.load_environment(env_config(work, include=["git-history"]))
+    task = next(iter(env.taskset))
+    with FakeInferenceServer(tokenizer, QUICK) as server:
+        context = vf.ModelContext(model="test-model", client=train_client(server, tokenizer), sampling=SAMPLING)
+        async with env.serving():
+            counts = []
+            for _ in range(4):
+                assert (await env.run_episode(task, context)).traces[0].ok
+                counts.append(len(os.listdir("/proc/self/fd")))
+    assert counts[-1] <= counts[0], counts

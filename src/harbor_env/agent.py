@@ -25,6 +25,7 @@ from typing import Any
 from harbor.agents.terminus_2.terminus_2 import Terminus2
 from harbor.llms.base import ContextLengthExceededError, OutputLengthExceededError
 from harbor.llms.lite_llm import LiteLLM
+from openai import AsyncOpenAI
 
 ROLLOUT_STOPPED_MARKER = "rollout stopped"
 
@@ -107,6 +108,10 @@ class InterceptedTerminus2(Terminus2):
         if credentials is not None:
             constructor_kwargs["api_key"] = credentials.api_key
             api_base = api_base or credentials.base_url
+            # The agent's own HTTP client, closed when it finishes: litellm would otherwise cache
+            # one client (and its open connections) per key, i.e. per rollout, for an hour.
+            self._http_client = AsyncOpenAI(base_url=api_base, api_key=credentials.api_key, max_retries=0)
+            constructor_kwargs["client"] = self._http_client
         constructor_kwargs.setdefault("custom_llm_provider", "openai")
         return InterceptedLiteLLM(
             model_name=model_name,
@@ -120,6 +125,8 @@ class InterceptedTerminus2(Terminus2):
             **constructor_kwargs,
         )
 
+    _http_client: AsyncOpenAI | None = None
+
     async def run(self, instruction: str, environment: Any, context: Any) -> None:
         try:
             await super().run(instruction, environment, context)
@@ -128,3 +135,6 @@ class InterceptedTerminus2(Terminus2):
             context.metadata = {**(context.metadata or {}), "stopped_by_rollout": str(stopped)}
         except ModelCallFailed as failed:
             raise InferenceError(str(failed)) from None
+        finally:
+            if self._http_client is not None:
+                await self._http_client.close()
