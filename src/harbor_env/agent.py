@@ -92,14 +92,15 @@ class InterceptedTerminus2(Terminus2):
     still wins for the URL (plain evaluation against any OpenAI-compatible server).
     """
 
-    @staticmethod
-    def name() -> str:
-        return "terminus-2"
-
     def _init_llm(self, llm_backend: Any, model_name: str, temperature: Any, collect_rollout_details: bool,
                   llm_kwargs: dict[str, Any] | None, api_base: str | None, session_id: str | None,
                   max_thinking_tokens: int | None, reasoning_effort: str | None,
                   model_info: dict[str, Any] | None, use_responses_api: bool):  # fmt: skip
+        if str(getattr(llm_backend, "value", llm_backend)) != "litellm":
+            # Other backends (tinker) do not speak to an OpenAI-style endpoint: Harbor's own path.
+            return super()._init_llm(llm_backend, model_name, temperature, collect_rollout_details, llm_kwargs,
+                                     api_base, session_id, max_thinking_tokens, reasoning_effort, model_info,
+                                     use_responses_api)  # fmt: skip
         credentials = current_model_credentials()
         constructor_kwargs = dict(llm_kwargs or {})  # a copy: the options (and trajectory.json) stay key-free
         if temperature is not None:

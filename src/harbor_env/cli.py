@@ -55,11 +55,7 @@ def _check_config(run: RunConfig) -> tuple[list[SourcePlan], list[Problem]]:
     return plans, problems
 
 
-def _host_problems(run: RunConfig, plans: list[SourcePlan], prime_rl: Path) -> list[Problem]:
-    return check_prime_rl(prime_rl) + check_gpus(run) + check_docker(plans)
-
-
-def _print_plan(run: RunConfig, plans: list[SourcePlan], prime_rl: Path, launch: list[str]) -> None:
+def _print_plan(run: RunConfig, plans: list[SourcePlan], prime_rl: Path, prime_rl_ready: bool, launch: list[str]) -> None:
     train, infer = run.gpus
     lora = run.lora
     print(f"run plan for {run.path} (dry run: nothing is started)")
@@ -76,7 +72,7 @@ def _print_plan(run: RunConfig, plans: list[SourcePlan], prime_rl: Path, launch:
     print(f"  outputs      {ROOT / str(run.get('output_dir', 'outputs'))}")
     print(f"  launch       (cd {ROOT} && {' '.join(launch)})")
     print("  validated    the HarborEnvironment sections (verifiers' own config classes) and every task folder")
-    if check_prime_rl(prime_rl):
+    if not prime_rl_ready:
         print(f"  not validated: the rest of the config against prime-rl's schema (no prime-rl environment at {prime_rl}); "
               "after `bash scripts/setup-prime-rl.sh`, `uv run rl @ FILE --dry-run` checks it with prime-rl itself")  # fmt: skip
 
@@ -189,12 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         return _evaluate(run, args)
     config_path = _smoke_config(run) if args.test else run.path
     command = _launch_command(args.prime_rl.resolve(), config_path, [] if args.test else overrides, plans)
-    host = _host_problems(run, plans, args.prime_rl.resolve())
+    prime_rl_problems = check_prime_rl(args.prime_rl.resolve())
+    host = prime_rl_problems + check_gpus(run) + check_docker(plans)
     if args.dry_run:
-        _print_plan(run, plans, args.prime_rl.resolve(), command)
+        _print_plan(run, plans, args.prime_rl.resolve(), not prime_rl_problems, command)
         if host:
             _report(host, "not ready to run on this host:")
-        if not check_prime_rl(args.prime_rl.resolve()):
+        if not prime_rl_problems:
             # prime-rl's own dry run validates the whole config and writes the per-process configs.
             return subprocess.run([*command, "--dry-run"], cwd=ROOT, env=_child_env()).returncode
         return 0

@@ -84,8 +84,7 @@ def results_table(rows: list[EpisodeRow]) -> str:
     return "\n".join(lines)
 
 
-def _write_job(job_dir: Path, config: HarborEnvironmentConfig, harness: HarborTrialHarness, tasks: list[vf.Task],
-               model: str, started: datetime) -> None:  # fmt: skip
+def _write_job(job_dir: Path, harness: HarborTrialHarness, tasks: list[vf.Task], model: str, started: datetime) -> None:
     """Harbor's job files (config.json, result.json) around the kept trial folders."""
     sample = harness.trial_config(tasks[0].data, model)
     job = JobConfig(
@@ -150,5 +149,5 @@ async def evaluate(
     table = results_table(rows)
     (job_dir / "results.md").write_text(table + "\n")
     (job_dir / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    _write_job(job_dir, config, HarborTrialHarness(harness_config), tasks, model, started)
+    _write_job(job_dir, HarborTrialHarness(harness_config), tasks, model, started)
     return rows

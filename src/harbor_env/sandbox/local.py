@@ -305,7 +305,7 @@ class LocalSandbox(BaseEnvironment):
         if storage:
             _warn_once(self.logger, ("limits", "storage_mb"), "local sandbox: storage_mb is not enforced")
 
-    def _namespace_args(self, name: str) -> list[str]:
+    def _namespace_args(self) -> list[str]:
         args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--hostname", "sandbox"]
         if os.geteuid() != 0:
             # Unprivileged hosts: a user namespace makes the sandbox's user root inside.
@@ -337,7 +337,7 @@ class LocalSandbox(BaseEnvironment):
         argv = [
             self._tools["bwrap"],
             *self._fs.bwrap_args(),
-            *self._namespace_args(self._dir.name),
+            *self._namespace_args(),
             "--info-fd",
             str(info_write),
             "--",
