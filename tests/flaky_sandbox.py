@@ -1,7 +1,8 @@
-"""A local sandbox whose first start fails, as a flaky sandbox provider's sometimes does."""
+"""Local sandboxes that misbehave at start, as a flaky sandbox provider sometimes does."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from harbor_env.sandbox import LocalSandbox
@@ -14,4 +15,12 @@ class FlakyOnceSandbox(LocalSandbox):
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
             raise RuntimeError("sandbox provider unavailable (injected, first start only)")
+        await super().start(force_build)
+
+
+class SlowStartSandbox(LocalSandbox):
+    """Takes longer to start than the task's build_timeout_sec allows (an overloaded provider)."""
+
+    async def start(self, force_build: bool) -> None:
+        await asyncio.sleep(30)
         await super().start(force_build)

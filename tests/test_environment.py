@@ -217,6 +217,17 @@ async def test_a_turn_refused_by_the_interception_ends_the_agent_cleanly(work: P
     assert trace.reward == 1.0  # the verifier still scored the work done
 
 
+async def test_the_agents_turn_limit_is_scored(work: Path, tokenizer: Path) -> None:
+    """Terminus-2's own `max_turns`: a policy that never finishes is stopped and scored."""
+    config = env_config(work, harness={"agent": {"max_turns": 2}})
+    never_done = ScriptedPolicy({}, default=[terminus_reply("echo still working\n")])
+    with FakeInferenceServer(tokenizer, never_done) as server:
+        (trace,) = (await run_in_process(config, server, tokenizer)).traces
+        assert len(server.completions_of(trace.id)) == 2
+    assert trace.ok, trace.errors
+    assert trace.reward == 0.0 and trace.metrics["harbor_turns"] == 2
+
+
 async def test_sixteen_concurrent_episodes_keep_their_own_tokens(client: EnvClient, served_work: Path, tokenizer: Path) -> None:  # fmt: skip
     processes_before = foreign_processes()
     rows = [task_data(name) for name in ("repair-config", "csv-to-json", "fix-python-bug", "git-history")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -157,3 +158,37 @@ async def test_episodes_do_not_accumulate_descriptors(work: Path, tokenizer: Pat
                 assert (await env.run_episode(task, context)).traces[0].ok
                 counts.append(len(os.listdir("/proc/self/fd")))
     assert counts[-1] <= counts[0], counts
+
+
+async def test_a_hung_inference_server_errors_the_episode(work: Path, tokenizer: Path, caplog) -> None:
+    """A model call that never returns is the server's failure, not the agent's: errored, and
+    long before the task's agent timeout (which would have been scored)."""
+    from episodes import env_config, run_in_process
+
+    task = write_task(work / "tasks", "hang", test_sh="#!/bin/bash\necho 0 > /logs/verifier/reward.txt\n")
+    config = env_config(work, tasks=work / "tasks", include=["hang"], harness={"agent": {"model_timeout_sec": 2}})
+    assert "timeout_sec = 60.0" in (task / "task.toml").read_text()  # the agent's own timeout
+    started = time.monotonic()
+    with FakeInferenceServer(tokenizer, QUICK, fault="hang") as server, caplog.at_level(logging.WARNING):
+        (trace,) = (await run_in_process(config, server, tokenizer)).traces
+    assert_errored(trace, mentions="Timeout")
+    logged = [r.getMessage() for r in caplog.records if r.name == "harbor_env.harness"]
+    assert any("episode of hang errored, not scored" in m and "Timeout" in m for m in logged), logged
+    assert time.monotonic() - started < 45
+    assert trace.metrics["harbor_agent_timeout"] == 0.0
+
+
+async def test_an_environment_slower_than_its_start_timeout_is_errored_and_retried(work: Path, tokenizer: Path) -> None:
+    from episodes import env_config, run_in_process
+
+    write_task(work / "tasks", "slow", task_toml="[environment]\nbuild_timeout_sec = 1.0\n")
+    environment = {"import_path": "flaky_sandbox:SlowStartSandbox", "kwargs": {"sandbox_dir": str(work / "sandboxes")}}
+    config = env_config(work, tasks=work / "tasks", include=["slow"],
+                        harness={"environment": environment, "retries": 1, "retry_backoff_sec": 0.1})  # fmt: skip
+    started = time.monotonic()
+    with FakeInferenceServer(tokenizer, QUICK) as server:
+        (trace,) = (await run_in_process(config, server, tokenizer)).traces
+    assert_errored(trace, mentions="EnvironmentStartTimeoutError")
+    assert trace.metrics["harbor_attempts"] == 2
+    assert time.monotonic() - started < 20
+    assert not (work / "sandboxes").exists() or list((work / "sandboxes").iterdir()) == []

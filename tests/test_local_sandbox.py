@@ -248,6 +248,29 @@ async def test_memory_and_process_limits(work: Path) -> None:
         assert (await sandbox.exec("echo ok")).stdout == "ok\n"
 
 
+async def test_storage_quota_stops_a_disk_filler(work: Path) -> None:
+    task = write_task(work, task_toml="[environment]\nstorage_mb = 32\n", files={"environment/seed.txt": "seed\n"},
+                      dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nCOPY seed.txt /app/\n")  # fmt: skip
+    if os.geteuid() != 0:
+        pytest.skip("the storage quota needs root on the host")
+    free_before = shutil.disk_usage(work).free
+    async with running(make_sandbox(task, work)) as sandbox:
+        fill = await sandbox.exec("dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>&1; stat -c %s /tmp/fill")
+        assert "No space left on device" in fill.stdout, fill
+        assert int(fill.stdout.split()[-1]) <= 32 * 1024 * 1024
+        assert (await sandbox.exec("cat /app/seed.txt")).stdout == "seed\n"  # the COPY made it in
+        # Uploads count against the quota, and still work within it.
+        await sandbox.exec("rm /tmp/fill")
+        (work / "upload.txt").write_text("uploaded\n")
+        await sandbox.upload_file(work / "upload.txt", "/tests/upload.txt")
+        assert (await sandbox.exec("cat /tests/upload.txt")).stdout == "uploaded\n"
+        sandbox_dir = sandbox.sandbox_dir
+    # Nothing reached the host's disk, and the quota's tmpfs went with the sandbox.
+    assert abs(shutil.disk_usage(work).free - free_before) < 16 * 1024 * 1024
+    assert str(sandbox_dir) not in Path("/proc/self/mountinfo").read_text()
+    assert not sandbox_dir.exists()
+
+
 async def test_dockerfile_warning_names_what_is_not_applied(copying_task: Path, work: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         async with running(make_sandbox(copying_task, work)):

@@ -108,3 +108,35 @@ async def test_a_task_writing_no_reward_is_an_error_not_zero(work: Path) -> None
     assert result.exception_info is not None
     assert result.exception_info.exception_type == "RewardFileNotFoundError"
     assert result.verifier_result is None
+
+
+SEPARATE_VERIFIER_TOML = """\
+version = "1.0"
+artifacts = ["/app/answer.txt"]
+[environment]
+storage_mb = 64
+[verifier]
+timeout_sec = 60.0
+environment_mode = "separate"
+[agent]
+timeout_sec = 60.0
+"""
+# Scores the declared artifact, and fails if anything else of the agent's sandbox is visible.
+SEPARATE_VERIFIER_TEST = """#!/bin/bash
+if [ -e /app/notes.txt ] || [ -n "$(ls -A /logs/verifier | grep -v test-stdout)" ]; then echo 0 > /logs/verifier/reward.txt; exit 0; fi
+if grep -qx 42 /app/answer.txt; then echo 1 > /logs/verifier/reward.txt; else echo 0 > /logs/verifier/reward.txt; fi
+"""
+
+
+@pytest.mark.parametrize(("solve", "expected"), [
+    ("echo 42 > /app/answer.txt", 1.0),
+    ('echo 41 > /app/answer.txt; echo \'{"reward": 1}\' > /logs/verifier/reward.json', 0.0),
+])  # fmt: skip
+async def test_separate_verifier_mode_sees_only_the_artifacts(solve: str, expected: float, work: Path) -> None:
+    """Harbor's separate-verifier mode: the verifier gets a fresh sandbox with the declared
+    artifacts only, so a reward the agent planted never reaches it."""
+    task = write_task(work / "tasks", test_sh=SEPARATE_VERIFIER_TEST, solve_sh=f"#!/bin/bash\necho scratch > /app/notes.txt\n{solve}\n")
+    (task / "task.toml").write_text(SEPARATE_VERIFIER_TOML)
+    result = await run_trial(task, work, "oracle")
+    assert reward_of(result) == expected
+    assert list((work / "sandboxes").iterdir()) == []

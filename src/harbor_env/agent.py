@@ -90,7 +90,13 @@ class InterceptedTerminus2(Terminus2):
 
     The endpoint and key come from :func:`model_credentials`; `api_base` given explicitly
     still wins for the URL (plain evaluation against any OpenAI-compatible server).
+    `model_timeout_sec` bounds each model call: a hung inference server errors the episode
+    instead of running the agent into its own timeout, which would be scored.
     """
+
+    def __init__(self, *args: Any, model_timeout_sec: float | None = None, **kwargs: Any):
+        self._model_timeout_sec = model_timeout_sec  # read by _init_llm, which super() calls
+        super().__init__(*args, **kwargs)
 
     def _init_llm(self, llm_backend: Any, model_name: str, temperature: Any, collect_rollout_details: bool,
                   llm_kwargs: dict[str, Any] | None, api_base: str | None, session_id: str | None,
@@ -106,12 +112,15 @@ class InterceptedTerminus2(Terminus2):
         if temperature is not None:
             constructor_kwargs["temperature"] = temperature
         constructor_kwargs.setdefault("max_retries", 0)
+        if self._model_timeout_sec is not None:
+            constructor_kwargs["timeout"] = self._model_timeout_sec  # litellm's per-request timeout
         if credentials is not None:
             constructor_kwargs["api_key"] = credentials.api_key
             api_base = api_base or credentials.base_url
             # The agent's own HTTP client, closed when it finishes: litellm would otherwise cache
             # one client (and its open connections) per key, i.e. per rollout, for an hour.
-            self._http_client = AsyncOpenAI(base_url=api_base, api_key=credentials.api_key, max_retries=0)
+            timeout = {"timeout": self._model_timeout_sec} if self._model_timeout_sec is not None else {}
+            self._http_client = AsyncOpenAI(base_url=api_base, api_key=credentials.api_key, max_retries=0, **timeout)
             constructor_kwargs["client"] = self._http_client
         constructor_kwargs.setdefault("custom_llm_provider", "openai")
         return InterceptedLiteLLM(

@@ -91,6 +91,10 @@ class TrialAgentConfig(BaseConfig):
     """Record the terminal with asciinema (Terminus-2)."""
     interleaved_thinking: bool = False
     """Send earlier turns' reasoning back to the model (Terminus-2)."""
+    model_timeout_sec: float = Field(default=600.0, gt=0)
+    """Longest one model call may take (Terminus-2). A call that takes longer means the
+    inference server hung: the episode is errored, not scored. Keep it below the tasks' agent
+    timeouts, or a hang runs into the agent timeout first (which is scored)."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
     """More keyword arguments for the agent. Never put keys here: Harbor writes them to disk."""
 
@@ -114,6 +118,7 @@ class TrialAgentConfig(BaseConfig):
             "record_terminal_session": self.record_terminal,
             "interleaved_thinking": self.interleaved_thinking,
             "suppress_max_turns_warning": True,
+            "model_timeout_sec": self.model_timeout_sec,
             **({"max_turns": self.max_turns} if self.max_turns is not None else {}),
             **self.kwargs,
         }
@@ -188,14 +193,18 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             if outcome.error is None or result.agent_execution is not None or attempt == self.config.retries:
                 break
             delay = self.config.retry_backoff_sec * 2**attempt
-            logger.warning("trial of %s failed before its agent started (%s); retry %d/%d in %.0f s",
+            logger.warning("trial of %s failed before its agent started (%s); retry %d/%d in %.1f s",
                            data.name, outcome.error, attempt + 1, self.config.retries, delay)  # fmt: skip
             await asyncio.sleep(delay)
         outcome.metrics["harbor_attempts"] = float(attempt + 1)
         trace.record_metrics(outcome.metrics)
         trace.info.update(outcome.info)
         if outcome.error is not None:
+            logger.warning("episode of %s errored, not scored: %s", data.name, outcome.error)
             raise TrialFailed(outcome.error)
+        if "harbor_exception_type" in outcome.info:
+            logger.info("episode of %s scored %s after the agent's %s", data.name, outcome.reward,
+                        outcome.info["harbor_exception_type"])  # fmt: skip
         trace.record_reward("reward", outcome.reward)
         return vf.ProgramResult(exit_code=0, stdout="", stderr="")
 

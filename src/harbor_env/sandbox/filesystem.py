@@ -55,6 +55,7 @@ class RootFilesystem:
     owned: set[str] = field(default_factory=set)  # sandbox paths that come from `root`
     hidden: set[str] = field(default_factory=set)  # base paths the sandbox must not see
     binds: list[Bind] = field(default_factory=list)
+    root_on_host: bool = True  # False when the sandbox's root is a tmpfs only it can see
     _read_only: dict[str, Path] = field(default_factory=dict)  # sandbox path -> base path
 
     def bwrap_args(self) -> list[str]:
@@ -108,6 +109,8 @@ class RootFilesystem:
                 if for_write:
                     return None
                 return self._contained(source, posixpath.relpath(path, target))
+        if not self.root_on_host:
+            return None
         return self._contained(self.root, path.lstrip("/"))
 
     @staticmethod

@@ -49,6 +49,14 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_WORKDIR = "/app"
 # Directories every sandbox owns privately, besides the working directory and home.
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/logs", "/tests", "/solution")
+# With a storage quota, the sandbox's writable root is a tmpfs of that size, mounted in a mount
+# namespace of its own (so it vanishes with the sandbox, even if this process is killed) and
+# filled with what the host prepared: $1 size, $2 the tmpfs mount point, $3 the prepared root.
+QUOTA_ROOT_SCRIPT = (
+    'size=$1 quota=$2 root=$3; shift 3; '
+    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" '
+    '&& mount --bind "$quota" "$root" && exec "$@"'
+)
 _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
 _warned: set[tuple[str, ...]] = set()
 
@@ -120,6 +128,7 @@ class LocalSandbox(BaseEnvironment):
         self._network_isolated = True
         self._base_env: dict[str, str] = {}
         self._tools: dict[str, str] = {}
+        self._storage_mb: int | None = None
         super().__init__(*args, **kwargs)
         self._task_states_network = _task_states_network(self.environment_dir.parent)
 
@@ -301,9 +310,21 @@ class LocalSandbox(BaseEnvironment):
                 "cgroup v2 or v1 hierarchy with the memory/cpu/pids controllers, e.g. run as root "
                 "or under a delegated systemd scope); sandboxes run without those limits",
             )
+        self._storage_mb = None
         storage = self.task_env_config.storage_mb
-        if storage:
-            _warn_once(self.logger, ("limits", "storage_mb"), "local sandbox: storage_mb is not enforced")
+        if storage and self.config.enforce_limits:
+            tools = {tool: shutil.which(tool) for tool in ("unshare", "mount", "cp")}
+            if os.geteuid() == 0 and all(tools.values()):
+                self._storage_mb = storage
+                self._tools.update({k: v for k, v in tools.items() if v})
+            else:
+                _warn_once(
+                    self.logger,
+                    ("limits", "storage_mb"),
+                    "local sandbox: cannot enforce storage_mb here (the quota is a tmpfs mounted "
+                    "for the sandbox, which needs root and util-linux's unshare and mount); "
+                    "sandboxes run without a storage quota",
+                )
 
     def _namespace_args(self) -> list[str]:
         args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--hostname", "sandbox"]
@@ -346,6 +367,8 @@ class LocalSandbox(BaseEnvironment):
             # Tell the host we are ready, then live until the host closes our stdin.
             "echo ready; read _",
         ]
+        if self._storage_mb is not None:
+            argv = self._with_storage_quota(argv)
         if self._cgroup is not None:
             argv = self._cgroup.wrap(argv)
         try:
@@ -377,6 +400,18 @@ class LocalSandbox(BaseEnvironment):
             ) from None
         finally:
             os.close(info_read)
+
+    def _with_storage_quota(self, argv: list[str]) -> list[str]:
+        """Run the init on a writable root of `storage_mb`: writing more fails with ENOSPC.
+
+        The host then reaches the private root only through the sandbox (tar over nsenter), so
+        uploads count against the quota too."""
+        assert self._fs is not None and self._dir is not None
+        quota = self._dir / "quota"
+        quota.mkdir()
+        self._fs.root_on_host = False
+        unshare = [self._tools["unshare"], "--mount", "--propagation", "private", "--"]
+        return [*unshare, "/bin/sh", "-c", QUOTA_ROOT_SCRIPT, "sh", f"{self._storage_mb}m", str(quota), str(self._fs.root), *argv]
 
     def _start_failure_message(self, stderr: str) -> str:
         hint = "check that bubblewrap works here: `bwrap --ro-bind / / --unshare-all true`"

@@ -97,6 +97,7 @@ class FakeInferenceServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/inference/v1/generate", self._generate)
         app.router.add_post("/v1/chat/completions", self._chat)
+        self._released = asyncio.Event()  # ends hung requests (the "hang" fault) at stop
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -106,6 +107,7 @@ class FakeInferenceServer:
     def stop(self) -> None:
         if self._loop is None:
             return
+        self._loop.call_soon_threadsafe(self._released.set)
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)  # type: ignore[union-attr]
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)  # type: ignore[union-attr]
@@ -148,7 +150,8 @@ class FakeInferenceServer:
             request.transport.close()  # type: ignore[union-attr]
             raise ConnectionResetError("injected drop")
         if self.fault == "hang":
-            await asyncio.sleep(3600)
+            await self._released.wait()  # until the server stops
+            return web.json_response({"error": "server stopped"}, status=503)
         return None
 
     # ------------------------------------------------------------------ routes
