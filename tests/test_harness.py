@@ -92,3 +92,13 @@ def test_reward_json_rules(real_result: TrialResult) -> None:
     assert several.reward is None and "no `reward` key" in several.error
     assert interpret(with_rewards(real_result, {"reward": math.nan})).error is not None
     assert interpret(with_rewards(real_result, None)).error.endswith("the verifier produced no result")
+
+
+async def test_heap_trimming_is_throttled() -> None:
+    from harbor_env.memory import HeapTrimmer
+
+    every_time, rarely = HeapTrimmer(interval_sec=0.0), HeapTrimmer(interval_sec=3600.0)
+    for _ in range(3):
+        await every_time.maybe_trim()
+        await rarely.maybe_trim()
+    assert (every_time.trims, rarely.trims) == (3, 1)

@@ -22,12 +22,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import litellm
 from harbor.agents.terminus_2.terminus_2 import Terminus2
 from harbor.llms.base import ContextLengthExceededError, OutputLengthExceededError
 from harbor.llms.lite_llm import LiteLLM
 from openai import AsyncOpenAI
 
 ROLLOUT_STOPPED_MARKER = "rollout stopped"
+# litellm prints a "Give Feedback / Get Help" banner to stdout on every failed call; the
+# failure itself is already logged once, with its cause, by the harness.
+litellm.suppress_debug_info = True
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_config import BaseConfig
 
 from harbor_env.agent import ModelCredentials, model_credentials
+from harbor_env.memory import heap_trimmer
 from harbor_env.outcome import Outcome, TrialFailed, interpret
 from harbor_env.taskset import HarborTaskData
 
@@ -224,3 +225,4 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
         finally:
             if trial_dir is not None and not self.config.keep_trials:
                 await asyncio.to_thread(shutil.rmtree, trial_dir, ignore_errors=True)
+            await heap_trimmer.maybe_trim()
