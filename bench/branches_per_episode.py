@@ -13,40 +13,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-list download at import
-
+import common  # noqa: F401, E402  (first: sets env vars before verifiers and Harbor load)
 import verifiers.v1 as vf  # noqa: E402
+from common import SolveEachTask  # noqa: E402
 from verifiers.v1.utils.loaders import resolve_env_config  # noqa: E402
 
-from harbor_env.testing.inference import FakeInferenceServer, PolicyInput  # noqa: E402
-from harbor_env.testing.policies import run_script, script_then_finish  # noqa: E402
+from harbor_env.testing.inference import FakeInferenceServer  # noqa: E402
 from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class SolveEachTask:
-    """Replies with the solution script of whichever task the prompt is about."""
-
-    def __init__(self, tasks: Path):
-        self.scripts = {
-            (task / "instruction.md").read_text().splitlines()[0]: script_then_finish(
-                run_script((task / "solution" / "solve.sh").read_text()), duration=3
-            )
-            for task in sorted(tasks.iterdir())
-            if (task / "solution" / "solve.sh").is_file()
-        }
-
-    def __call__(self, request: PolicyInput) -> str:
-        for marker, replies in self.scripts.items():
-            if marker in request.prompt:
-                return replies[min(request.turn, len(replies) - 1)]
-        raise KeyError("prompt matches no task")
 
 
 async def main() -> None:
@@ -63,7 +41,7 @@ async def main() -> None:
             }
         )
         env = vf.load_environment(config)
-        with FakeInferenceServer(tokenizer, SolveEachTask(args.tasks)) as server:
+        with FakeInferenceServer(tokenizer, SolveEachTask(args.tasks, duration=3)) as server:
             context = vf.ModelContext(
                 model="test-model",
                 client=vf.TrainClientConfig(base_url=server.base_url, api_key_var="NONE", renderer_model_name=str(tokenizer)),

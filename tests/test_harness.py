@@ -102,3 +102,22 @@ async def test_heap_trimming_is_throttled() -> None:
         await every_time.maybe_trim()
         await rarely.maybe_trim()
     assert (every_time.trims, rarely.trims) == (3, 1)
+
+
+async def test_agents_share_one_tls_context(tmp_path: Path) -> None:
+    """Each rollout's agent has its own HTTP client (closed with it) but not its own TLS context:
+    building one reads the whole CA bundle, ~60 ms on the env server's event loop per rollout."""
+    from harbor_env.agent import InterceptedTerminus2, ModelCredentials, model_credentials
+
+    agents = []
+    for n in range(2):
+        with model_credentials(ModelCredentials(base_url="http://127.0.0.1:9/v1", api_key=f"key-{n}")):
+            agents.append(InterceptedTerminus2(logs_dir=tmp_path / str(n), model_name="openai/test-model",
+                                               model_timeout_sec=5.0, record_terminal_session=False))  # fmt: skip
+    clients = [agent._http_client for agent in agents]
+    assert clients[0] is not clients[1]
+    contexts = [client._client._transport._pool._ssl_context for client in clients]
+    assert contexts[0] is contexts[1]
+    assert clients[0].timeout == 5.0
+    for client in clients:
+        await client.close()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +97,37 @@ async def test_daemons_persist_between_commands_and_die_at_stop(work: Path) -> N
     await asyncio.sleep(0.05)
     assert processes_in(namespace) == []
     assert not sandbox_dir.exists()
+
+
+CRASHING_OWNER = """
+import asyncio, os, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from conftest import make_sandbox
+async def main():
+    sandbox = make_sandbox(Path({task!r}), Path({work!r}), "crash")
+    await sandbox.start(force_build=False)
+    await sandbox.exec("tmux new-session -d -s terminus-2 'sleep 1000'; (setsid sleep 1000 >/dev/null 2>&1 &)")
+    print(sandbox.init_pid, flush=True)
+    os._exit(0)  # no stop(): as if the env server crashed
+asyncio.run(main())
+"""
+
+
+def test_a_crashed_owner_takes_its_sandbox_and_daemons_along(work: Path) -> None:
+    """The env server dies without stopping its sandboxes: nothing of them may live on."""
+    script = CRASHING_OWNER.format(tests=str(REPO / "tests"), task=str(write_task(work)), work=str(work))
+    result = subprocess.run([os.sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    namespace = pid_namespace(int(result.stdout.split()[0]))
+    assert namespace is not None, result.stderr
+    deadline = time.monotonic() + 10
+    while processes_in(namespace) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = processes_in(namespace)
+    for pid in survivors:  # do not leak them when the test fails
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert survivors == []
 
 
 async def test_keep_leaves_the_directory(work: Path) -> None:

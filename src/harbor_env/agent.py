@@ -17,21 +17,32 @@ Both are raised as BaseException inside the LLM call so that neither Harbor's no
 from __future__ import annotations
 
 import contextlib
+import functools
+import ssl
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import litellm
 from harbor.agents.terminus_2.terminus_2 import Terminus2
 from harbor.llms.base import ContextLengthExceededError, OutputLengthExceededError
 from harbor.llms.lite_llm import LiteLLM
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 ROLLOUT_STOPPED_MARKER = "rollout stopped"
 # litellm prints a "Give Feedback / Get Help" banner to stdout on every failed call; the
 # failure itself is already logged once, with its cause, by the harness.
 litellm.suppress_debug_info = True
+
+
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """The TLS context of every agent's HTTP client. httpx builds a new one for each client by
+    reading the whole CA bundle (about 60 ms of CPU, on the env server's event loop, for every
+    rollout); one per process trusts the same certificates (SSL_CERT_FILE, SSL_CERT_DIR, certifi)."""
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,10 @@ class InterceptedTerminus2(Terminus2):
             # The agent's own HTTP client, closed when it finishes: litellm would otherwise cache
             # one client (and its open connections) per key, i.e. per rollout, for an hour.
             timeout = {"timeout": self._model_timeout_sec} if self._model_timeout_sec is not None else {}
-            self._http_client = AsyncOpenAI(base_url=api_base, api_key=credentials.api_key, max_retries=0, **timeout)
+            self._http_client = AsyncOpenAI(
+                base_url=api_base, api_key=credentials.api_key, max_retries=0, **timeout,
+                http_client=DefaultAsyncHttpxClient(verify=shared_tls_context()),
+            )  # fmt: skip
             constructor_kwargs["client"] = self._http_client
         constructor_kwargs.setdefault("custom_llm_provider", "openai")
         return InterceptedLiteLLM(

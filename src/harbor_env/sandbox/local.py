@@ -6,8 +6,8 @@ commands; every `exec` joins them with `nsenter`, so daemons an agent starts (tm
 from one command to the next exactly as in `docker exec`. Killing the init ends the PID
 namespace, and with it every process the sandbox ever started.
 
-If this Python process dies, the init reads EOF on its stdin and exits, so a crash cannot
-leave a sandbox running.
+If this Python process dies, the init reads EOF on its stdin and kills every process of the
+namespace, so a crash cannot leave a sandbox (or a daemon in it) running.
 """
 
 from __future__ import annotations
@@ -364,8 +364,10 @@ class LocalSandbox(BaseEnvironment):
             "--",
             "/bin/sh",
             "-c",
-            # Tell the host we are ready, then live until the host closes our stdin.
-            "echo ready; read _",
+            # Tell the host we are ready, then live until the host closes our stdin (this
+            # process died). Then kill the whole namespace: bwrap's init would otherwise wait
+            # for daemons the agent started (tmux) and keep the sandbox alive.
+            "echo ready; read _; kill -KILL -1",
         ]
         if self._storage_mb is not None:
             argv = self._with_storage_quota(argv)

@@ -1,0 +1,409 @@
+"""Scaling of harbor-env on this machine: where throughput saturates, and what the time goes to.
+
+Episodes per minute through verifiers' env server (prime-rl's path: HarborEnvironment,
+Terminus-2, the local sandbox, a zero-latency scripted model in this process) at concurrency 1
+to 64, with the CPU each part used; then a py-spy profile of the env server and of this process
+at a saturated concurrency, to name the top costs.
+
+`--compare VARIANT` instead runs the current Terminus-2 against a variant from
+bench/agent_variants.py (a cost toggled on or off), interleaved, at the saturated concurrency.
+
+Usage: uv run --group bench python bench/scaling.py [--quick] [--out bench/results]
+       uv run --group bench python bench/scaling.py --compare {shared-tls,per-rollout-tls}
+"""
+
+from __future__ import annotations
+
+import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
+
+import argparse
+import asyncio
+import collections
+import json
+import math
+import os
+import pathlib
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent_variants import VARIANTS
+from common import (
+    SAMPLE_TASKS,
+    TERMINUS_OPTIONS,
+    Batch,
+    children_cpu_seconds,
+    cpu_seconds,
+    env_config,
+    env_server,
+    leak_notes,
+    machine_busy_seconds,
+    markdown_table,
+    run_batch,
+    solving_model,
+    task_rows,
+    train_client,
+)
+
+CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64)
+# Repeats of the 7 sample tasks per concurrency: at least two waves of episodes, 20 s or more.
+REPEATS = {1: 2, 2: 2, 4: 3, 8: 4, 16: 6, 32: 10, 64: 19}
+QUICK_REPEATS = {1: 1, 2: 1, 4: 1, 8: 2, 16: 3, 32: 5, 64: 10}
+SATURATED = 32  # profiled and compared here: well past the knee on 2 cores
+PROFILE_RATE = 100  # samples per second
+# A thread whose innermost frame is one of these is waiting, not working.
+IDLE_FRAMES = ("EpollSelector.select (selectors.py)", "_worker (concurrent/futures/thread.py)",
+               "Condition.wait (threading.py)", "Event.wait (threading.py)")  # fmt: skip
+# Where the env server's event loop goes (inclusive: nested entries are part of the ones above).
+COST_CENTRES = (
+    ("Terminus-2's turn loop (Harbor)", "Terminus2._run_agent_loop"),
+    ("verifiers' interception: render, tokenize, generate, parse", "InterceptionServer.handle_request"),
+    ("Trial.create (Harbor)", "Trial.create"),
+    ("- the agent's OpenAI client, TLS context (harbor_env agent.py)", "InterceptedTerminus2._init_llm"),
+    ("sandbox commands: spawn nsenter (harbor_env LocalSandbox.exec)", "LocalSandbox.exec"),
+    ("Harbor's verifier", "Verifier.verify"),
+    ("trace deltas to the client (verifiers)", "DeltaStreamer.flush"),
+    ("verifier-input guard (harbor_env harness.py)", "guard_verifier_inputs"),
+)
+
+
+# ---------------------------------------------------------------------------------- CPU use
+
+
+@dataclass
+class CpuMeter:
+    """Reads the CPU time of each part of a run, so a batch's use can be given in cores."""
+
+    env_pid: int
+    fake_model_tid: int
+
+    def read(self) -> dict[str, float]:
+        me = os.getpid()
+        return {
+            "event loop": cpu_seconds(self.env_pid, self.env_pid),
+            "env server": cpu_seconds(self.env_pid),
+            "sandboxes": children_cpu_seconds(self.env_pid),
+            "benchmark": cpu_seconds(me),
+            "fake model": cpu_seconds(me, self.fake_model_tid),
+            "machine": machine_busy_seconds(),
+        }
+
+
+async def metered(meter: CpuMeter, batch: Any) -> tuple[Batch, dict[str, float]]:
+    """Run a batch; its result and the cores each part used meanwhile."""
+    before = meter.read()
+    result = await batch
+    after = meter.read()
+    return result, {part: (after[part] - before[part]) / result.seconds for part in before}
+
+
+# ---------------------------------------------------------------------------------- profile
+
+
+def read_profile(path: Path) -> list[tuple[str, list[str], int]]:
+    """py-spy's raw (collapsed) stacks: (thread name, frames outermost first, samples)."""
+    stacks = []
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        stacks.append((frames[0].partition("): ")[2] or frames[0], frames[1:], int(count)))
+    return stacks
+
+
+@dataclass
+class ThreadProfile:
+    """One thread's samples, so that each cost can be read as a share of its wall time."""
+
+    samples: int  # all samples of the thread, idle ones included
+    busy: int
+    inclusive: collections.Counter[str]  # frame -> busy samples with it on the stack
+    leaves: collections.Counter[str]  # innermost frame -> busy samples
+
+    def share(self, count: int) -> float:
+        """A sample count as a fraction of the thread's wall time."""
+        return count / self.samples if self.samples else 0.0
+
+    def matching(self, fragment: str) -> float:
+        return self.share(max((n for frame, n in self.inclusive.items() if fragment in frame), default=0))
+
+
+def thread_profiles(path: Path) -> dict[str, ThreadProfile]:
+    threads: dict[str, ThreadProfile] = {}
+    for thread, frames, count in read_profile(path):
+        profile = threads.setdefault(thread, ThreadProfile(0, 0, collections.Counter(), collections.Counter()))
+        profile.samples += count
+        if not frames or frames[-1] in IDLE_FRAMES:
+            continue
+        profile.busy += count
+        profile.leaves[frames[-1]] += count
+        for frame in set(frames):
+            profile.inclusive[frame] += count
+    return threads
+
+
+def merged(threads: dict[str, ThreadProfile], prefix: str) -> tuple[float, int]:
+    """Summed busy share (in cores) and count of the threads whose name starts with `prefix`."""
+    chosen = [t for name, t in threads.items() if name.startswith(prefix)]
+    return sum(t.share(t.busy) for t in chosen), len(chosen)
+
+
+async def record_profiles(targets: dict[str, int], out_dir: Path, seconds: int) -> dict[str, Path]:
+    """`py-spy record` on each process at once (all threads, idle samples too), raw stacks to out_dir."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    outputs = {name: out_dir / f"profile-{name}.txt" for name in targets}
+    recorders = [
+        await asyncio.create_subprocess_exec(
+            py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(PROFILE_RATE),
+            "--format", "raw", "--threads", "--idle", "--output", str(outputs[name]),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        for name, pid in targets.items()
+    ]
+    for recorder in recorders:
+        _, stderr = await recorder.communicate()
+        if recorder.returncode != 0:
+            raise RuntimeError(f"py-spy failed: {stderr.decode(errors='replace')[-500:]}")
+    return outputs
+
+
+def profile_summary(env_server_profile: Path, benchmark_profile: Path, seconds: int) -> str:
+    server = thread_profiles(env_server_profile)
+    loop = server["MainThread"]
+    executors, n_executors = merged(server, "asyncio_")
+    bench = thread_profiles(benchmark_profile)
+    fake_model = bench.get("fake-inference")
+    rows = [[label, f"{loop.matching(fragment):.1%}"] for label, fragment in COST_CENTRES]
+    top = [[f"`{frame}`", f"{loop.share(n):.1%}"] for frame, n in loop.leaves.most_common(6)]
+    return "\n".join([
+        f"Profile at concurrency {SATURATED} (py-spy, {PROFILE_RATE} Hz wall-clock samples, {seconds} s; raw stacks in "
+        f"`{env_server_profile.name}`, `{benchmark_profile.name}`). Busy (running or waiting for a core, not for "
+        f"work): the env server's event loop {loop.share(loop.busy):.0%} of the time, its {n_executors} executor "
+        f"threads (verifiers tokenizes prompts there) {executors:.0%} summed; in the benchmark process the fake "
+        f"model's thread {fake_model.share(fake_model.busy) if fake_model else 0:.0%}, the client "
+        f"{bench['MainThread'].share(bench['MainThread'].busy):.0%}.",
+        "",
+        markdown_table(["env-server event loop: where its time goes (inclusive)", "% of wall time"], rows),
+        "",
+        markdown_table(["env-server event loop: innermost frames", "% of wall time"], top),
+    ])
+
+
+# ---------------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Setup:
+    """What a run needs: the env server, the client's model config and the task rows."""
+
+    server: Any
+    model: Any
+    rows: list[dict[str, Any]]
+
+    def batch(self, concurrency: int, repeats: int) -> Any:
+        return run_batch(self.server.client, self.model, self.rows * repeats, concurrency)
+
+
+def failure_notes(label: str, batch: Batch) -> list[str]:
+    if not batch.failures:
+        return []
+    return [f"{label}: {len(batch.failures)} of {batch.episodes} episodes failed (e.g. {batch.failures[0]}); "
+            "its figure is not meaningful"]  # fmt: skip
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    concurrency = [r["concurrency"] for r in rows]
+    figure, throughput = plt.subplots(figsize=(7, 4.2))
+    throughput.plot(concurrency, [r["rate"] for r in rows], "o-", color="tab:blue", label="episodes per minute")
+    throughput.set_xscale("log", base=2)
+    throughput.set_xticks(concurrency, [str(c) for c in concurrency])
+    throughput.set_xlabel("concurrent episodes")
+    throughput.set_ylabel("episodes per minute", color="tab:blue")
+    throughput.set_ylim(bottom=0)
+    cores = throughput.twinx()
+    series = (
+        ("machine busy (all work on it)", lambda cpu: cpu["machine"], "s--", "tab:gray"),
+        ("this run: env server + sandboxes + model", own_cores, "d--", "tab:green"),
+        ("env-server event loop", lambda cpu: cpu["event loop"], "^--", "tab:orange"),
+    )
+    for label, value, style, color in series:
+        cores.plot(concurrency, [value(r["cpu"]) for r in rows], style, color=color, label=f"{label} (cores)", alpha=0.8)
+    cores.set_ylabel("CPU cores")
+    cores.set_ylim(0, max(2.2, max(r["cpu"]["machine"] for r in rows) * 1.1))
+    lines = throughput.get_legend_handles_labels()[0] + cores.get_legend_handles_labels()[0]
+    throughput.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
+    throughput.set_title(f"harbor-env through verifiers' env server ({os.cpu_count()} cores)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+async def sweep(out_dir: Path, quick: bool) -> tuple[list[dict[str, Any]], str, list[str]]:
+    """Throughput and CPU per concurrency, then the profile at the saturated concurrency."""
+    repeats = QUICK_REPEATS if quick else REPEATS
+    seconds = 15 if quick else 40
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="harbor-env-scaling-") as tmp:
+        work = Path(tmp)
+        config = env_config(SAMPLE_TASKS, work)
+        with solving_model(work) as (model, tokenizer):
+            async with env_server(config) as server:
+                setup = Setup(server, train_client(model.base_url, tokenizer), list(task_rows(config).values()))
+                meter = CpuMeter(server.pid, model._thread.native_id)  # type: ignore[union-attr]
+                await setup.batch(len(setup.rows), 1)  # warm-up, untimed
+                for concurrency in CONCURRENCIES:
+                    batch, cpu = await metered(meter, setup.batch(concurrency, repeats[concurrency]))
+                    notes += failure_notes(f"concurrency {concurrency}", batch)
+                    rows.append({"concurrency": concurrency, "episodes": batch.episodes, "rate": batch.per_minute, "cpu": cpu})
+                # Profile a batch long enough to cover the recording after a ramp-up.
+                rate = next(r["rate"] for r in rows if r["concurrency"] == SATURATED)
+                ramp = 5
+                profiled = asyncio.create_task(setup.batch(SATURATED, math.ceil(rate * (ramp + seconds + 15) / 60 / 7)))
+                await asyncio.sleep(ramp)
+                outputs = await record_profiles({"env-server": server.pid, "benchmark": os.getpid()}, out_dir, seconds)
+                notes += failure_notes("profiled batch", await profiled)
+        await asyncio.sleep(1.0)
+        notes += leak_notes(work / "sandboxes")
+    return rows, profile_summary(outputs["env-server"], outputs["benchmark"], seconds), notes
+
+
+def own_cores(cpu: dict[str, float]) -> float:
+    """Cores this run used: the env server, the sandboxes it reaped, the fake model."""
+    return cpu["env server"] + cpu["sandboxes"] + cpu["fake model"]
+
+
+def saturation_text(rows: list[dict[str, Any]]) -> str:
+    best = max(rows, key=lambda r: r["rate"])
+    knee = next(r for r in rows if r["rate"] >= 0.9 * best["rate"])
+    cpu, per_episode = best["cpu"], 60 / best["rate"]  # cores, seconds per episode
+    cores = os.cpu_count() or 1
+
+    def ms(part: str) -> str:
+        return f"{cpu[part] * per_episode * 1000:.0f} ms"
+
+    own = own_cores(cpu) * per_episode
+    return (
+        f"Throughput reaches 90% of its peak ({best['rate']:.0f} episodes/min at concurrency {best['concurrency']}) "
+        f"at concurrency {knee['concurrency']} and no longer grows: the machine is out of CPU (busy {cpu['machine']:.2f} "
+        f"of {cores} cores at the peak, {own_cores(cpu):.2f} of them this run's, the rest other work on the machine). "
+        f"CPU per episode: {ms('env server')} in the env-server process ({ms('event loop')} on its event loop), "
+        f"{ms('sandboxes')} in the sandboxes' processes, {ms('fake model')} in the fake model (its thread is far from "
+        f"saturated, so the benchmark's model is not the limit). With the {cores} cores to itself, {own:.2f} CPU-s per "
+        f"episode would cap this run near {cores / own * 60:.0f} episodes/min."
+    )
+
+
+def sweep_section(rows: list[dict[str, Any]], profile: str, notes: list[str], out_dir: Path, quick: bool) -> str:
+    plot(rows, out_dir / "scaling.png")
+    table = markdown_table(
+        ["concurrency", "episodes", "eps/min", "env-server process (cores)", "its event loop (cores)",
+         "sandboxes (cores)", "fake model (cores)", "machine busy (cores)"],
+        [[r["concurrency"], r["episodes"], f"{r['rate']:.1f}", f"{r['cpu']['env server']:.2f}",
+          f"{r['cpu']['event loop']:.2f}", f"{r['cpu']['sandboxes']:.2f}", f"{r['cpu']['fake model']:.2f}",
+          f"{r['cpu']['machine']:.2f}"] for r in rows],
+    )  # fmt: skip
+    text = [
+        "### Scaling with concurrency",
+        "",
+        f"`uv run --group bench python bench/scaling.py{' --quick' if quick else ''}`: the 7 sample tasks through "
+        "verifiers' env server (prime-rl's path), Terminus-2 in the local sandbox, a zero-latency scripted model in "
+        f"the benchmark process; CPU from /proc during each batch ({os.cpu_count()}-core machine, shared with other "
+        "work; sandboxes: the env server's reaped children). Plot: `scaling.png`.",
+        "",
+        table,
+        "",
+        saturation_text(rows),
+        "",
+        profile,
+    ]
+    text += [f"- {note}" for note in notes]
+    return "\n".join(text) + "\n"
+
+
+async def compare(out_dir: Path, quick: bool, variant: str) -> str:
+    """The current Terminus-2 against `variant`, batches alternating (ABBA), at the saturated
+    concurrency: throughput, and the env server's CPU per episode (less sensitive to other load)."""
+    repeats, rounds = (3, 2) if quick else (6, 4)
+    sides = ("current", variant)
+    episodes = dict.fromkeys(sides, 0)
+    seconds = dict.fromkeys(sides, 0.0)
+    cpu = {side: {"env server": 0.0, "event loop": 0.0} for side in sides}
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="harbor-env-compare-") as tmp:
+        work = Path(tmp)
+        configs = {
+            "current": env_config(SAMPLE_TASKS, work / "current"),
+            variant: env_config(SAMPLE_TASKS, work / variant,
+                                harness={"agent": {"import_path": VARIANTS[variant], "kwargs": TERMINUS_OPTIONS}}),
+        }  # fmt: skip
+        with solving_model(work) as (model, tokenizer):
+            client_model = train_client(model.base_url, tokenizer)
+            async with env_server(configs["current"]) as current, env_server(configs[variant]) as other:
+                servers = {"current": current, variant: other}
+                setups = {side: Setup(servers[side], client_model, list(task_rows(configs[side]).values())) for side in sides}
+                meters = {side: CpuMeter(servers[side].pid, model._thread.native_id) for side in sides}  # type: ignore[union-attr]
+                for setup in setups.values():
+                    await setup.batch(len(setup.rows), 1)  # warm-up, untimed
+                for round_ in range(rounds):
+                    for side in sides if round_ % 2 == 0 else sides[::-1]:
+                        batch, cores = await metered(meters[side], setups[side].batch(SATURATED, repeats))
+                        notes += failure_notes(side, batch)
+                        episodes[side] += batch.episodes
+                        seconds[side] += batch.seconds
+                        for part in cpu[side]:
+                            cpu[side][part] += cores[part] * batch.seconds
+        await asyncio.sleep(1.0)
+        for side in sides:
+            notes += leak_notes(work / side / "sandboxes")
+    rate = {side: episodes[side] / seconds[side] * 60 for side in sides}
+    per_episode = {side: {part: cpu[side][part] / episodes[side] * 1000 for part in cpu[side]} for side in sides}
+    table = markdown_table(
+        ["Terminus-2", "episodes", "eps/min", "env-server CPU ms/episode", "of which event loop"],
+        [[f"`{VARIANTS[side]}`" if side == variant else "current (`harbor_env.agent:InterceptedTerminus2`)",
+          episodes[side], f"{rate[side]:.1f}", f"{per_episode[side]['env server']:.0f}",
+          f"{per_episode[side]['event loop']:.0f}"] for side in sides],
+    )  # fmt: skip
+    text = [
+        f"### Before/after: `{variant}` at concurrency {SATURATED}",
+        "",
+        f"`uv run --group bench python bench/scaling.py --compare {variant}{' --quick' if quick else ''}`: two env "
+        f"servers, batches alternating, {rounds} per side.",
+        "",
+        table,
+        "",
+        f"Throughput ratio {variant} / current: {rate[variant] / rate['current']:.2f}; env-server CPU per episode "
+        f"{per_episode[variant]['env server'] - per_episode['current']['env server']:+.0f} ms.",
+    ]
+    text += [f"- {note}" for note in notes]
+    return "\n".join(text) + "\n"
+
+
+async def section(out_dir: pathlib.Path, quick: bool = False, compare_with: str | None = None) -> str:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if compare_with is not None:
+        return await compare(out_dir, quick, compare_with)
+    rows, profile, notes = await sweep(out_dir, quick)
+    (out_dir / "scaling.json").write_text(json.dumps({"rows": rows, "notes": notes}, indent=1))
+    return sweep_section(rows, profile, notes, out_dir, quick)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer episodes, a shorter profile")
+    parser.add_argument("--out", type=Path, default=common.ROOT / "bench" / "results")
+    parser.add_argument("--compare", choices=sorted(VARIANTS), help="current Terminus-2 against this variant instead")
+    args = parser.parse_args()
+    print(asyncio.run(section(args.out, args.quick, args.compare)))
+
+
+if __name__ == "__main__":
+    main()
