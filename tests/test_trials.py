@@ -137,6 +137,9 @@ async def test_separate_verifier_mode_sees_only_the_artifacts(solve: str, expect
     artifacts only, so a reward the agent planted never reaches it."""
     task = write_task(work / "tasks", test_sh=SEPARATE_VERIFIER_TEST, solve_sh=f"#!/bin/bash\necho scratch > /app/notes.txt\n{solve}\n")
     (task / "task.toml").write_text(SEPARATE_VERIFIER_TOML)
+    # The verifier's own image, with the tests baked in (Harbor 0.21 requires one; newer
+    # versions would otherwise start a fresh copy of the agent's environment).
+    (task / "tests" / "Dockerfile").write_text("FROM debian:bookworm-slim\nWORKDIR /app\nCOPY test.sh /tests/test.sh\n")
     result = await run_trial(task, work, "oracle")
     assert reward_of(result) == expected
     assert list((work / "sandboxes").iterdir()) == []
