@@ -251,6 +251,33 @@ async def test_uploads_and_downloads(work: Path) -> None:
         assert (sandbox.trial_paths.verifier_dir / "reward.txt").read_text() == "0.5\n"
 
 
+async def test_empty_dirs_through_host_paths_never_follows_links(work: Path) -> None:
+    """Harbor empties /logs/verifier and /tests before verifying: the local sandbox does it from
+    the host where it can, removing planted links without following them."""
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        planted = await sandbox.exec(
+            "mkdir -p /tests/sub && echo x > /tests/sub/f && ln -s /usr/bin /tests/bin-link "
+            "&& echo 1 > /logs/verifier/reward.txt && ln -s /tmp /app/via"
+        )
+        assert planted.return_code == 0, planted
+        commands: list[str] = []
+        run_in_sandbox = sandbox.exec
+
+        async def recording_exec(command: str, **kwargs):
+            commands.append(command)
+            return await run_in_sandbox(command, **kwargs)
+
+        sandbox.exec = recording_exec
+        await sandbox.empty_dirs(["/tests", "/logs/verifier", "/app/new"], chmod=True)
+        assert commands == []  # all reached from the host
+        await sandbox.empty_dirs(["/app/via/made"], chmod=True)
+        assert len(commands) == 1  # a link on the way: resolved inside the sandbox
+        sandbox.exec = run_in_sandbox
+        check = await sandbox.exec("ls -A /tests /logs/verifier; stat -c %a /logs/verifier /app/new; test -d /tmp/made && test -x /usr/bin/env && echo intact")
+    assert check.stdout.split() == ["/logs/verifier:", "/tests:", "777", "777", "intact"], check
+    assert list(sandbox.trial_paths.verifier_dir.iterdir()) == []
+
+
 FORK_MANY = """python3 - <<'EOF'
 import os, time
 children = 0

@@ -103,6 +103,18 @@ def _task_states_network(task_dir: Path) -> bool:
     return mentions(data)
 
 
+def _empty_host_dir(directory: Path, chmod: bool) -> None:
+    """Create `directory` or remove what is in it (never following symlinks); chmod 777 on request."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    if chmod:
+        directory.chmod(0o777)
+
+
 class LocalSandbox(BaseEnvironment):
     """Runs a Harbor task on this host in a bubblewrap sandbox (no Docker daemon needed)."""
 
@@ -592,6 +604,20 @@ class LocalSandbox(BaseEnvironment):
         if code != 0:
             raise FileNotFoundError(f"local sandbox: cannot read {source_path}: {stderr.decode(errors='replace').strip()}")
         target.write_bytes(stdout)
+
+    async def empty_dirs(self, dirs: Any, *, chmod: bool = True) -> ExecResult | None:
+        """Harbor's "exist and be empty" for each directory, through host paths where the host
+        reaches them (Harbor's log mounts, the private root): no command in the sandbox, which
+        Harbor runs twice per episode. Anything else (a symlink the agent planted on the way)
+        goes through the sandbox as in Harbor."""
+        through_sandbox = []
+        for directory in dirs:
+            host = self._host(str(directory), for_write=True)
+            if host is None or host.is_symlink() or (host.exists() and not host.is_dir()):
+                through_sandbox.append(directory)
+                continue
+            await asyncio.to_thread(_empty_host_dir, host, chmod)
+        return await super().empty_dirs(through_sandbox, chmod=chmod) if through_sandbox else None
 
     async def download_dir(self, source_dir: str, target_dir: Path | str) -> None:
         target = Path(target_dir)
