@@ -3,6 +3,7 @@ the scripted policies and /proc readings. Import this module before verifiers or
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import multiprocessing
@@ -132,6 +133,14 @@ async def timed(run: Callable[[], Any]) -> float:
     started = time.perf_counter()
     await run()
     return time.perf_counter() - started
+
+
+def section_arguments(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """The command line every benchmark section shares: --quick and --out."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    return parser
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:

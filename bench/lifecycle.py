@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -36,31 +35,25 @@ DOCKER_RUNS, QUICK_DOCKER_RUNS = 20, 5
 EnvironmentFactory = Callable[[Task, Path, int], BaseEnvironment]
 
 
-def _trial_paths(scratch: Path, index: int) -> TrialPaths:
+def _environment_arguments(task: Task, scratch: Path, index: int) -> dict:
+    """What every Harbor environment of one cycle is built with, as a Trial would build it."""
     paths = TrialPaths(scratch / f"trial-{index}")
     paths.mkdir()
-    return paths
+    return {
+        "environment_dir": task.paths.environment_dir,
+        "environment_name": task.name,
+        "session_id": f"harbor-env-bench-{index}",
+        "trial_paths": paths,
+        "task_env_config": task.config.environment.model_copy(deep=True),
+    }
 
 
 def local_sandbox(task: Task, scratch: Path, index: int) -> BaseEnvironment:
-    return LocalSandbox(
-        environment_dir=task.paths.environment_dir,
-        environment_name=task.name,
-        session_id=f"bench-{index}",
-        trial_paths=_trial_paths(scratch, index),
-        task_env_config=task.config.environment.model_copy(deep=True),
-        sandbox_dir=str(scratch / "sandboxes"),
-    )
+    return LocalSandbox(**_environment_arguments(task, scratch, index), sandbox_dir=str(scratch / "sandboxes"))
 
 
 def docker_environment(task: Task, scratch: Path, index: int) -> BaseEnvironment:
-    return DockerEnvironment(
-        environment_dir=task.paths.environment_dir,
-        environment_name=task.name,
-        session_id=f"harbor-env-bench-{index}",
-        trial_paths=_trial_paths(scratch, index),
-        task_env_config=task.config.environment.model_copy(deep=True),
-    )
+    return DockerEnvironment(**_environment_arguments(task, scratch, index))
 
 
 async def one_cycle(task: Task, scratch: Path, index: int, make: EnvironmentFactory = local_sandbox) -> dict[str, float]:
@@ -152,9 +145,7 @@ async def section(out_dir: Path, quick: bool = False) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_RUNS} local and {QUICK_DOCKER_RUNS} Docker runs")
-    parser.add_argument("--out", type=Path, default=common.ROOT / "bench" / "results")
+    parser = common.section_arguments(__doc__, f"{QUICK_RUNS} local and {QUICK_DOCKER_RUNS} Docker runs")
     args = parser.parse_args()
     print(asyncio.run(section(args.out, args.quick)))
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -194,9 +193,7 @@ async def section(out_dir: pathlib.Path, quick: bool = False) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few episodes per run, one round")
-    parser.add_argument("--out", type=Path, default=common.ROOT / "bench" / "results")
+    parser = common.section_arguments(__doc__, "a few episodes per run, one round")
     args = parser.parse_args()
     print(asyncio.run(section(args.out, args.quick)))
 

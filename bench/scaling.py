@@ -9,14 +9,13 @@ at a saturated concurrency, to name the top costs.
 bench/agent_variants.py (a cost toggled on or off), interleaved, at the saturated concurrency.
 
 Usage: uv run --group bench python bench/scaling.py [--quick] [--out bench/results]
-       uv run --group bench python bench/scaling.py --compare {shared-tls,per-rollout-tls}
+       uv run --group bench python bench/scaling.py --compare per-rollout-tls
 """
 
 from __future__ import annotations
 
 import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
 
-import argparse
 import asyncio
 import collections
 import json
@@ -397,9 +396,7 @@ async def section(out_dir: pathlib.Path, quick: bool = False, compare_with: str 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer episodes, a shorter profile")
-    parser.add_argument("--out", type=Path, default=common.ROOT / "bench" / "results")
+    parser = common.section_arguments(__doc__, "fewer episodes, a shorter profile")
     parser.add_argument("--compare", choices=sorted(VARIANTS), help="current Terminus-2 against this variant instead")
     args = parser.parse_args()
     print(asyncio.run(section(args.out, args.quick, args.compare)))

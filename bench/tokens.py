@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
 
-import argparse
 import asyncio
 import json
 import tempfile
@@ -120,9 +119,7 @@ async def section(out_dir: Path, quick: bool = False) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(map(str, QUICK_TURNS))} turns")
-    parser.add_argument("--out", type=Path, default=common.ROOT / "bench" / "results")
+    parser = common.section_arguments(__doc__, f"only {', '.join(map(str, QUICK_TURNS))} turns")
     args = parser.parse_args()
     print(asyncio.run(section(args.out, args.quick)))
 
