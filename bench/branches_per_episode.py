@@ -16,7 +16,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-import common  # noqa: F401, E402  (first: sets env vars before verifiers and Harbor load)
+import common  # noqa: E402  (first: sets env vars before verifiers and Harbor load)
 import verifiers.v1 as vf  # noqa: E402
 from common import SolveEachTask  # noqa: E402
 from verifiers.v1.utils.loaders import resolve_env_config  # noqa: E402
@@ -44,7 +44,7 @@ async def main() -> None:
         with FakeInferenceServer(tokenizer, SolveEachTask(args.tasks, duration=3)) as server:
             context = vf.ModelContext(
                 model="test-model",
-                client=vf.TrainClientConfig(base_url=server.base_url, api_key_var="NONE", renderer_model_name=str(tokenizer)),
+                client=common.train_client(server.base_url, tokenizer),
                 sampling=vf.SamplingConfig(temperature=1.0, max_tokens=4096),
             )
             rows = []

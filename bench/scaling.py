@@ -62,7 +62,7 @@ COST_CENTRES = (
     ("Terminus-2's turn loop (Harbor)", "Terminus2._run_agent_loop"),
     ("verifiers' interception: render, tokenize, generate, parse", "InterceptionServer.handle_request"),
     ("Trial.create (Harbor)", "Trial.create"),
-    ("- the agent's OpenAI client, TLS context (harbor_env agent.py)", "InterceptedTerminus2._init_llm"),
+    ("- the agent's model calls, HTTP client side (harbor_env interception_llm.py)", "InterceptionLLM.call"),
     ("sandbox commands: spawn nsenter (harbor_env LocalSandbox.exec)", "LocalSandbox.exec"),
     ("Harbor's verifier", "Verifier.verify"),
     ("trace deltas to the client (verifiers)", "DeltaStreamer.flush"),

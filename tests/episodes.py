@@ -11,6 +11,7 @@ from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 from harbor_env.taskset import HarborTasksetConfig
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
+from harbor_env.testing.tokenizer import renderer_config
 
 SAMPLE_TASKS = Path(__file__).resolve().parents[1] / "datasets" / "harbor_tasks"
 
@@ -42,17 +43,18 @@ def env_config(work: Path, *, tasks: str | Path = SAMPLE_TASKS, include: list[st
 
 def train_client(server: FakeInferenceServer, tokenizer: Path) -> vf.TrainClientConfig:
     return vf.TrainClientConfig(base_url=server.base_url, api_key_var="HARBOR_ENV_TEST_INFERENCE_KEY",
-                                renderer_model_name=str(tokenizer))  # fmt: skip
+                                renderer_model_name=str(tokenizer), renderer=renderer_config())  # fmt: skip
 
 
 SAMPLING = vf.SamplingConfig(temperature=1.0, max_tokens=4096)
 
 
-async def run_in_process(config: vf.EnvConfig, server: FakeInferenceServer, tokenizer: Path) -> vf.Episode:
+async def run_in_process(config: vf.EnvConfig, server: FakeInferenceServer, tokenizer: Path,
+                         sampling: vf.SamplingConfig = SAMPLING) -> vf.Episode:  # fmt: skip
     """One episode without the wire (for configs the module's env server does not have)."""
     env = vf.load_environment(config)
     task = next(iter(env.taskset))
-    context = vf.ModelContext(model="test-model", client=train_client(server, tokenizer), sampling=SAMPLING)
+    context = vf.ModelContext(model="test-model", client=train_client(server, tokenizer), sampling=sampling)
     async with env.serving():
         return await env.run_episode(task, context)
 

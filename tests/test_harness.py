@@ -104,20 +104,28 @@ async def test_heap_trimming_is_throttled() -> None:
     assert (every_time.trims, rarely.trims) == (3, 1)
 
 
-async def test_agents_share_one_tls_context(tmp_path: Path) -> None:
-    """Each rollout's agent has its own HTTP client (closed with it) but not its own TLS context:
-    building one reads the whole CA bundle, ~60 ms on the env server's event loop per rollout."""
-    from harbor_env.agent import InterceptedTerminus2, ModelCredentials, model_credentials
+async def test_each_rollouts_agent_has_its_own_model_client(tmp_path: Path) -> None:
+    """Inside a rollout Terminus-2's model is an InterceptionLLM on that rollout's endpoint and key
+    (never shown), bounded by model_timeout_sec; outside one it is Harbor's LiteLLM."""
+    from harbor.llms.lite_llm import LiteLLM
 
-    agents = []
+    from harbor_env.agent import InterceptedTerminus2, ModelCredentials, model_credentials
+    from harbor_env.interception_llm import InterceptionLLM
+
+    def agent(name: str) -> InterceptedTerminus2:
+        return InterceptedTerminus2(logs_dir=tmp_path / name, model_name="openai/test-model", model_timeout_sec=5.0,
+                                    record_terminal_session=False)  # fmt: skip
+
+    models = []
     for n in range(2):
-        with model_credentials(ModelCredentials(base_url="http://127.0.0.1:9/v1", api_key=f"key-{n}")):
-            agents.append(InterceptedTerminus2(logs_dir=tmp_path / str(n), model_name="openai/test-model",
-                                               model_timeout_sec=5.0, record_terminal_session=False))  # fmt: skip
-    clients = [agent._http_client for agent in agents]
-    assert clients[0] is not clients[1]
-    contexts = [client._client._transport._pool._ssl_context for client in clients]
-    assert contexts[0] is contexts[1]
-    assert clients[0].timeout == 5.0
-    for client in clients:
-        await client.close()
+        with model_credentials(ModelCredentials(base_url=f"http://127.0.0.1:9/rollout-{n}/v1", api_key=f"key-{n}")):
+            models.append(agent(str(n))._llm)
+    assert all(isinstance(model, InterceptionLLM) for model in models)
+    assert [model._url for model in models] == [f"http://127.0.0.1:9/rollout-{n}/v1/chat/completions" for n in range(2)]
+    assert "key-0" not in repr(models[0]) and models[0]._headers["Authorization"] == "Bearer key-0"
+    sessions = [model.session() for model in models]
+    assert sessions[0] is not sessions[1] and sessions[0].timeout.total == 5.0
+    for model in models:
+        await model.aclose()
+    assert all(session.closed for session in sessions)
+    assert isinstance(agent("outside")._llm, LiteLLM)

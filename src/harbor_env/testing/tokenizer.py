@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 EOS = "<|im_end|>"
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", EOS]
+# Qwen3's special tokens, so that tests and benchmarks render with the renderer the configs
+# train with (`renderer_config`), not the generic one that re-renders every turn in full.
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", EOS, "<think>", "</think>", "<tool_call>", "</tool_call>",
+                  "<tool_response>", "</tool_response>"]  # fmt: skip
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{{ message['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+def renderer_config() -> Any:
+    """The renderer of configs/harbor_8b.toml (Qwen3's, thinking off) for the test tokenizer: like
+    training, it extends each turn's prompt from the last one instead of rendering it afresh."""
+    from renderers import Qwen3RendererConfig
+
+    return Qwen3RendererConfig(enable_thinking=False)
 
 
 def _corpus() -> list[str]:

@@ -1,0 +1,114 @@
+"""The agent's model calls inside a rollout (harbor_env.interception_llm): what goes on the wire,
+and what each kind of reply becomes for Terminus-2, through the real interception where the
+outcome depends on it."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import verifiers.v1 as vf
+from aiohttp import web
+from episodes import MARKER, SOLVE, env_config, run_in_process
+from harbor.llms.base import ContextLengthExceededError
+
+from harbor_env.interception_llm import InterceptionLLM, ModelCallFailed, RolloutStopped
+from harbor_env.testing.inference import FakeInferenceServer
+from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish, terminus_reply
+
+CUT_REPLY_WARNING = "ERROR!! NONE of the actions you just requested were performed"
+
+
+async def test_requests_carry_the_agents_options_and_usage_comes_back(tokenizer: Path) -> None:
+    policy = ScriptedPolicy({}, default=[terminus_reply("ls\n")])
+    with FakeInferenceServer(tokenizer, policy) as server:
+        llm = InterceptionLLM(
+            model_name="openai/test-model", base_url=server.base_url, api_key="sk-rollout-secret",
+            temperature=0.7, session_id="trial-1",
+            llm_kwargs={"max_tokens": 512, "extra_body": {"top_k": 20}, "timeout": 3, "api_key": "ignored"},
+        )  # fmt: skip
+        try:
+            history = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "reply"}]
+            response = await llm.call("second", message_history=history, extra_body={"min_p": 0.1})
+        finally:
+            await llm.aclose()
+        (request,) = server.chat_requests
+    assert request["model"] == "test-model"  # the LiteLLM route prefix is not the model's name
+    assert request["messages"] == [*history, {"role": "user", "content": "second"}]
+    assert (request["temperature"], request["max_tokens"], request["top_k"], request["min_p"]) == (0.7, 512, 20, 0.1)
+    assert request["session_id"] == "trial-1"
+    assert not {"timeout", "api_key", "extra_body"} & set(request)  # transport options stay off the wire
+    assert server.api_keys_seen == {"sk-rollout-secret"}
+    assert "sk-rollout-secret" not in repr(llm)
+    assert response.content == terminus_reply("ls\n")
+    assert response.usage is not None and response.usage.prompt_tokens > 0 and response.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "raised"),
+    [
+        (400, {"error": {"message": "rollout stopped: max_turns"}}, RolloutStopped),
+        (400, {"error": {"message": "Prompt length (900) exceeds maximum context length (512)."}}, ContextLengthExceededError),
+        (400, {"error": {"message": "temperature must be positive"}}, ModelCallFailed),
+        (502, {"error": "upstream down"}, ModelCallFailed),
+        (200, {"choices": []}, ModelCallFailed),
+    ],
+)  # fmt: skip
+async def test_error_replies_become_the_agents_outcomes(status: int, body: dict, raised: type[BaseException]) -> None:
+    async def reply(_request: web.Request) -> web.Response:
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", reply)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    llm = InterceptionLLM(model_name="openai/m", base_url=f"http://127.0.0.1:{port}/v1", api_key="k", timeout_sec=10)
+    try:
+        with pytest.raises(raised):
+            await llm.call("hello")
+    finally:
+        await llm.aclose()
+        await runner.cleanup()
+
+
+async def test_a_reply_cut_at_max_tokens_is_the_agents_problem(work: Path, tokenizer: Path) -> None:
+    """finish_reason "length": Terminus-2 says the reply was cut and asks again; the episode goes on
+    and is scored."""
+    rambling = terminus_reply("echo " + "and so on " * 400 + "\n")
+    policy = ScriptedPolicy({MARKER: [rambling, *script_then_finish(run_script(SOLVE), duration=3)]})
+    with FakeInferenceServer(tokenizer, policy) as server:
+        episode = await run_in_process(env_config(work), server, tokenizer, vf.SamplingConfig(temperature=1.0, max_tokens=800))
+        (trace,) = episode.traces
+        calls = server.completions_of(trace.id)
+        second_prompt = tokenizer_decode(tokenizer, calls[1].prompt_ids)
+    assert trace.ok, trace.errors
+    assert trace.reward == 1.0
+    assert [c.finish_reason for c in calls][:2] == ["length", "stop"]
+    assert CUT_REPLY_WARNING in second_prompt
+
+
+async def test_a_prompt_over_the_context_window(work: Path, tokenizer: Path) -> None:
+    """The train client refuses a prompt longer than the model's context, before the model sees
+    it. verifiers 0.4 errors the rollout (provider_error), and the agent stops at once with
+    Harbor's context-length outcome; verifiers 0.3 stops the rollout (context_length), the agent
+    ends cleanly and the verifier scores what was done."""
+    with FakeInferenceServer(tokenizer, ScriptedPolicy({}), max_model_len=300) as server:
+        (trace,) = (await run_in_process(env_config(work), server, tokenizer)).traces
+        assert server.records == []  # nothing reached the model
+    if version("verifiers").startswith("0.3."):
+        assert trace.ok and trace.stop_condition == "context_length", trace.errors
+        assert trace.reward == 0.0
+    else:
+        assert not trace.ok and trace.rewards.get("reward") is None
+        assert "maximum context length" in trace.errors[-1].message
+        assert trace.info["harbor_exception_type"] == "ContextLengthExceededError"
+
+
+def tokenizer_decode(tokenizer: Path, ids: list[int]) -> str:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(tokenizer / "tokenizer.json")).decode(ids, skip_special_tokens=False)
