@@ -264,3 +264,23 @@ async def test_an_agent_cannot_forge_its_reward(client: EnvClient, tokenizer: Pa
         (trace,) = (await run_episode(client, server, tokenizer)).traces
     assert trace.ok, trace.errors
     assert trace.reward == 0.0
+
+
+async def test_the_trajectory_is_written_once_with_every_turn(work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Terminus-2 rewrites trajectory.json after every turn; inside a rollout it is written once,
+    when the agent finishes, and still holds every turn."""
+    import json
+
+    from harbor.agents.terminus_2.terminus_2 import Terminus2
+
+    writes = []
+    dump = Terminus2._dump_trajectory_with_continuation_index
+    monkeypatch.setattr(Terminus2, "_dump_trajectory_with_continuation_index",
+                        lambda self, index: (writes.append(index), dump(self, index))[1])  # fmt: skip
+    with FakeInferenceServer(tokenizer, SOLVING) as server:
+        (trace,) = (await run_in_process(env_config(work), server, tokenizer)).traces
+        calls = len(server.completions_of(trace.id))
+    assert trace.ok and trace.reward == 1.0, trace.errors
+    assert calls >= 3 and writes == [0]
+    trajectory = json.loads(next((work / "trials").rglob("trajectory.json")).read_text())
+    assert sum(step["source"] == "agent" for step in trajectory["steps"]) == calls

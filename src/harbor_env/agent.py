@@ -101,6 +101,22 @@ class InterceptedTerminus2(Terminus2):
         return self._interception_llm
 
     _interception_llm: InterceptionLLM | None = None
+    _in_turn_loop = False
+
+    async def _run_agent_loop(self, *args: Any, **kwargs: Any) -> Any:
+        self._in_turn_loop = True
+        try:
+            return await super()._run_agent_loop(*args, **kwargs)
+        finally:
+            self._in_turn_loop = False
+
+    def _dump_trajectory(self) -> None:
+        """trajectory.json once, when the agent finishes (Terminus-2's `run` always writes it then),
+        not again after every turn: each turn's rewrite serializes the whole trajectory so far
+        (quadratic in the turns, on the event loop), to survive a crash that a rollout does not
+        recover from anyway (it is errored and run afresh)."""
+        if not self._in_turn_loop:
+            super()._dump_trajectory()
 
     async def run(self, instruction: str, environment: Any, context: Any) -> None:
         try:
