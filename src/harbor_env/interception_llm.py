@@ -2,9 +2,10 @@
 rollout's interception endpoint.
 
 Harbor's default backend goes through LiteLLM, which routes a request among a hundred
-providers, logs it, prices it and rebuilds the reply as its own objects: about a third of the
-agent's CPU per model call, on the env server's event loop, for an endpoint that is always
-the same OpenAI-compatible server. This backend sends the request itself (one aiohttp session
+providers, logs it, prices it and rebuilds the reply as its own objects: most of the CPU of a
+model call, on the env server's event loop, for an endpoint that is always the same
+OpenAI-compatible server (bench/scaling.py --compare litellm: env-server CPU −14% per episode
+without it). This backend sends the request itself (one aiohttp session
 per rollout, whose C HTTP parser costs a fraction of httpx's) and reads back only what
 Terminus-2 uses.
 
