@@ -9,7 +9,7 @@ at a saturated concurrency, to name the top costs.
 bench/agent_variants.py (a cost toggled on or off), interleaved, at the saturated concurrency.
 
 Usage: uv run --group bench python bench/scaling.py [--quick] [--out bench/results]
-       uv run --group bench python bench/scaling.py --compare per-rollout-tls
+       uv run --group bench python bench/scaling.py --compare litellm
 """
 
 from __future__ import annotations
