@@ -6,8 +6,8 @@ rollouts. So the key travels in a context variable that the harness sets around 
 asyncio copies it into every task the Trial starts, and nothing serializes it.
 
 Inside a rollout the agent's model is `InterceptionLLM` (interception_llm.py): plain OpenAI
-chat completions to the endpoint, where Harbor's default LiteLLM backend costs a third of the
-agent's CPU per call. Two outcomes of a call are not ordinary errors for the agent:
+chat completions to the endpoint, where Harbor's default LiteLLM backend spends most of a
+call's CPU on routing, logging and pricing. Two outcomes of a call are not ordinary errors for the agent:
 - the interception refused the turn (a budget or stop condition was hit): the agent ends
   cleanly, so Harbor's verifier still scores the episode;
 - the call failed (inference server down, 5xx, garbage, a hang): the agent run fails at once,
@@ -113,8 +113,8 @@ class InterceptedTerminus2(Terminus2):
     def _dump_trajectory(self) -> None:
         """trajectory.json once, when the agent finishes (Terminus-2's `run` always writes it then),
         not again after every turn: each turn's rewrite serializes the whole trajectory so far
-        (quadratic in the turns, on the event loop), to survive a crash that a rollout does not
-        recover from anyway (it is errored and run afresh)."""
+        (quadratic in the turns, on the env server's event loop), to survive a crash that a
+        rollout does not recover from anyway (it is errored and run afresh)."""
         if not self._in_turn_loop:
             super()._dump_trajectory()
 
