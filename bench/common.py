@@ -146,6 +146,12 @@ def section_arguments(doc: str, quick_help: str) -> argparse.ArgumentParser:
     return parser
 
 
+def run_section_alone(doc: str, quick_help: str, section: Callable[[Path, bool], Any]) -> None:
+    """A section's own command line: parse --quick/--out, run it, print its markdown."""
+    args = section_arguments(doc, quick_help).parse_args()
+    print(asyncio.run(section(args.out, args.quick)))
+
+
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
 
-import asyncio
 import json
 import statistics
 import tempfile
@@ -145,9 +144,7 @@ async def section(out_dir: Path, quick: bool = False) -> str:
 
 
 def main() -> None:
-    parser = common.section_arguments(__doc__, f"{QUICK_RUNS} local and {QUICK_DOCKER_RUNS} Docker runs")
-    args = parser.parse_args()
-    print(asyncio.run(section(args.out, args.quick)))
+    common.run_section_alone(__doc__, f"{QUICK_RUNS} local and {QUICK_DOCKER_RUNS} Docker runs", section)
 
 
 if __name__ == "__main__":

@@ -190,9 +190,7 @@ async def section(out_dir: Path, quick: bool = False) -> str:
 
 
 def main() -> None:
-    parser = common.section_arguments(__doc__, "shorter warm-up and hold (still 32 episodes)")
-    args = parser.parse_args()
-    print(asyncio.run(section(args.out, args.quick)))
+    common.run_section_alone(__doc__, "shorter warm-up and hold (still 32 episodes)", section)
 
 
 if __name__ == "__main__":

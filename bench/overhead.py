@@ -193,9 +193,7 @@ async def section(out_dir: pathlib.Path, quick: bool = False) -> str:
 
 
 def main() -> None:
-    parser = common.section_arguments(__doc__, "a few episodes per run, one round")
-    args = parser.parse_args()
-    print(asyncio.run(section(args.out, args.quick)))
+    common.run_section_alone(__doc__, "a few episodes per run, one round", section)
 
 
 if __name__ == "__main__":

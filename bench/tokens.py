@@ -119,9 +119,7 @@ async def section(out_dir: Path, quick: bool = False) -> str:
 
 
 def main() -> None:
-    parser = common.section_arguments(__doc__, f"only {', '.join(map(str, QUICK_TURNS))} turns")
-    args = parser.parse_args()
-    print(asyncio.run(section(args.out, args.quick)))
+    common.run_section_alone(__doc__, f"only {', '.join(map(str, QUICK_TURNS))} turns", section)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ tenacity swallows or repeats them; `InterceptedTerminus2.run` turns them into ou
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -116,7 +115,7 @@ class InterceptionLLM(BaseLLM):
         try:
             async with self.session().post(self._url, data=json.dumps(body), headers=headers) as response:
                 status, raw = response.status, await response.read()
-        except (TimeoutError, asyncio.TimeoutError) as error:
+        except TimeoutError as error:  # aiohttp's total timeout
             raise ModelCallFailed(f"model call timed out after {self._timeout_sec} s ({type(error).__name__})") from None
         except aiohttp.ClientError as error:
             raise ModelCallFailed(f"model endpoint unreachable: {type(error).__name__}: {error}") from None
