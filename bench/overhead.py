@@ -53,7 +53,7 @@ REPEATS = {1: 3, 8: 8, 32: 16}
 QUICK_REPEATS = {1: 1, 8: 2, 32: 5}
 TARGET_RATIO = 0.95
 HEADER = ["concurrency", "episodes per path", "harbor-env eps/min", "Harbor Job eps/min", "ratio a/b",
-          "CPU s/episode a", "CPU s/episode b"]  # fmt: skip
+          "CPU s/episode a", "CPU s/episode b", "model calls/episode a", "model calls/episode b"]  # fmt: skip
 
 
 class HarborJobWorker:
@@ -105,6 +105,11 @@ async def harbor_job_worker(work: Path, api_base: str) -> AsyncIterator[HarborJo
                 await process.wait()
 
 
+def model_calls(model: Any) -> int:
+    """Calls the fake model has answered: token-API calls (path a) and chat calls (path b)."""
+    return len(model.records) + len(model.chat_requests)
+
+
 def runner_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) + children_cpu_seconds(pid)
 
@@ -139,16 +144,19 @@ async def measure(quick: bool) -> tuple[list[list[Any]], list[str]]:
                 for concurrency in CONCURRENCIES:
                     batches: dict[str, list[Batch]] = {"a": [], "b": []}
                     cpu = {"a": 0.0, "b": 0.0}  # the runner's process and its sandboxes
+                    calls = {"a": 0, "b": 0}  # the policy waits while a script runs: more on a slow machine
                     for round_ in range(rounds):
                         for path in ("a", "b") if round_ % 2 == 0 else ("b", "a"):
-                            before = runner_cpu_seconds(runners[path])
+                            before, calls_before = runner_cpu_seconds(runners[path]), model_calls(model)
                             batches[path].append(await paths[path](concurrency, repeats[concurrency]))
                             cpu[path] += runner_cpu_seconds(runners[path]) - before
+                            calls[path] += model_calls(model) - calls_before
                     rate = {p: sum(b.episodes for b in bs) / sum(b.seconds for b in bs) * 60 for p, bs in batches.items()}
                     episodes = {p: sum(b.episodes for b in bs) for p, bs in batches.items()}
                     rows.append([concurrency, episodes["a"], f"{rate['a']:.1f}", f"{rate['b']:.1f}",
                                  f"{rate['a'] / rate['b']:.2f}", f"{cpu['a'] / episodes['a']:.2f}",
-                                 f"{cpu['b'] / episodes['b']:.2f}"])  # fmt: skip
+                                 f"{cpu['b'] / episodes['b']:.2f}", f"{calls['a'] / episodes['a']:.1f}",
+                                 f"{calls['b'] / episodes['b']:.1f}"])  # fmt: skip
                     for name, path in (("harbor-env", "a"), ("Harbor Job", "b")):
                         note = failures_note(f"{name} at concurrency {concurrency}", batches[path])
                         if note:
@@ -173,7 +181,8 @@ async def section(out_dir: pathlib.Path, quick: bool = False) -> str:
     verdict += (
         f". CPU per episode (the runner's process and the sandboxes it reaped) at concurrency {busiest[0]}: "
         f"{busiest[5]} s for harbor-env against {busiest[6]} s for Harbor's Job; once the cores are saturated, "
-        "throughput follows CPU per episode"
+        "throughput follows CPU per episode. The policy waits (one more model call) while a solution script "
+        "is still running, so a busier machine makes longer episodes on either path"
     )
     text = [
         "### Overhead against Harbor's own job runner",

@@ -1,8 +1,8 @@
 """A fake inference server that speaks what verifiers' clients need, playing a scripted policy.
 
 - `GET /v1/models`: the served model and its context length.
-- `POST /inference/v1/generate`: token ids in, token ids + logprobs out (vLLM's token API as
-  prime-rl's inference server serves it); the train client uses it.
+- `POST /inference/v1/generate`: token ids in, token ids + logprobs out, and the `usage` block
+  (vLLM's token API as prime-rl's inference server serves it); the train client uses it.
 - `POST /v1/chat/completions`: OpenAI chat, for evaluation clients and plain agents.
 
 The policy is a function of the prompt text, so concurrent episodes need no server-side state.
@@ -179,22 +179,30 @@ class FakeInferenceServer:
         logprobs = self._logprobs(session_id, turn, len(completion_ids))
         with self._lock:
             self.records.append(GenerateRecord(session_id, prompt_ids, completion_ids, logprobs, finish_reason))
-        return web.json_response(
-            {
-                "request_id": f"gen-{len(self.records)}",
-                "prompt_token_ids": prompt_ids,
-                "choices": [
-                    {
-                        "index": 0,
-                        "token_ids": completion_ids,
-                        "logprobs": {
-                            "content": [{"token": f"token_id:{t}", "logprob": lp} for t, lp in zip(completion_ids, logprobs)]
-                        },
-                        "finish_reason": finish_reason,
-                    }
-                ],
-            }
-        )
+        reply = {
+            "request_id": f"gen-{len(self.records)}",
+            "choices": [
+                {
+                    "index": 0,
+                    "token_ids": completion_ids,
+                    "logprobs": {
+                        "content": [{"token": f"token_id:{t}", "logprob": lp} for t, lp in zip(completion_ids, logprobs)]
+                    },
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "prompt_logprobs": None,
+            "kv_transfer_params": None,
+            "usage": {
+                "prompt_tokens": len(prompt_ids),
+                "completion_tokens": len(completion_ids),
+                "total_tokens": len(prompt_ids) + len(completion_ids),
+            },
+        }
+        if body.get("return_token_ids"):
+            # vLLM echoes the prompt only when asked (multimodal prompts it expanded itself).
+            reply["prompt_token_ids"] = prompt_ids
+        return web.json_response(reply)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body, faulted = await self._accept(request)
