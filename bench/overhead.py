@@ -124,7 +124,7 @@ def failures_note(name: str, batches: list[Batch]) -> str | None:
 async def measure(quick: bool) -> tuple[list[list[Any]], list[str]]:
     """Table rows (one per concurrency) and notes (failures, leaks)."""
     repeats = QUICK_REPEATS if quick else REPEATS
-    rounds = 1 if quick else 2
+    rounds = 1 if quick else 4  # ABBA: four runs a side even out drift in the machine's load
     rows: list[list[Any]] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="harbor-env-overhead-") as tmp:
