@@ -7,6 +7,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from pathlib import Path
 
+import aiohttp
 import pytest
 import verifiers.v1 as vf
 from aiohttp import web
@@ -43,6 +44,24 @@ async def test_requests_carry_the_agents_options_and_usage_comes_back(tokenizer:
     assert "sk-rollout-secret" not in repr(llm)
     assert response.content == terminus_reply("ls\n")
     assert response.usage is not None and response.usage.prompt_tokens > 0 and response.usage.completion_tokens > 0
+
+
+async def test_the_fake_model_answers_the_token_api_as_prime_rls_vllm(tokenizer: Path) -> None:
+    """Usage comes back; the prompt's ids only when asked (`return_token_ids`), as vLLM's
+    /inference/v1/generate does: a fake that echoes every prompt costs what a real one does not."""
+    with FakeInferenceServer(tokenizer, ScriptedPolicy({}, default=[terminus_reply("ls\n")])) as server:
+        url = server.base_url.removesuffix("/v1") + "/inference/v1/generate"
+        request = {"model": "test-model", "token_ids": [5, 6, 7], "sampling_params": {"max_tokens": 8}}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, json=request) as reply:
+                plain = await reply.json()
+            async with session.post(url, json={**request, "return_token_ids": True}) as reply:
+                asked = await reply.json()
+    (choice,) = plain["choices"]
+    assert "prompt_token_ids" not in plain and asked["prompt_token_ids"] == [5, 6, 7]
+    assert choice["finish_reason"] == "length" and len(choice["token_ids"]) == 8
+    assert [entry["token"] for entry in choice["logprobs"]["content"]] == [f"token_id:{t}" for t in choice["token_ids"]]
+    assert plain["usage"] == {"prompt_tokens": 3, "completion_tokens": 8, "total_tokens": 11}
 
 
 @pytest.mark.parametrize(
