@@ -27,7 +27,7 @@ from verifiers.v1.utils.loaders import load_taskset, resolve_env_config  # noqa:
 
 from harbor_env.testing.inference import PolicyInput  # noqa: E402
 from harbor_env.testing.policies import run_script, script_then_finish  # noqa: E402
-from harbor_env.testing.tokenizer import renderer_config  # noqa: E402
+from harbor_env.testing.tokenizer import train_client_config  # noqa: E402
 
 SAMPLING = vf.SamplingConfig(temperature=1.0, max_tokens=4096)
 
@@ -54,10 +54,7 @@ def task_rows(config: Any) -> dict[str, dict[str, Any]]:
     return {t.data.name: t.data.model_dump(mode="json") for t in load_taskset(config.taskset)}
 
 
-def train_client(base_url: str, tokenizer: Path) -> vf.TrainClientConfig:
-    """The trainer's client, rendering with the renderer the configs train with (Qwen3's)."""
-    return vf.TrainClientConfig(base_url=base_url, api_key_var="NONE", renderer_model_name=str(tokenizer),
-                                renderer=renderer_config())
+train_client = train_client_config  # the trainer's client, with the renderer the configs train with
 
 
 @dataclass

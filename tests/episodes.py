@@ -11,7 +11,7 @@ from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 from harbor_env.taskset import HarborTasksetConfig
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
-from harbor_env.testing.tokenizer import renderer_config
+from harbor_env.testing.tokenizer import train_client_config
 
 SAMPLE_TASKS = Path(__file__).resolve().parents[1] / "datasets" / "harbor_tasks"
 
@@ -42,8 +42,7 @@ def env_config(work: Path, *, tasks: str | Path = SAMPLE_TASKS, include: list[st
 
 
 def train_client(server: FakeInferenceServer, tokenizer: Path) -> vf.TrainClientConfig:
-    return vf.TrainClientConfig(base_url=server.base_url, api_key_var="HARBOR_ENV_TEST_INFERENCE_KEY",
-                                renderer_model_name=str(tokenizer), renderer=renderer_config())  # fmt: skip
+    return train_client_config(server.base_url, tokenizer, api_key_var="HARBOR_ENV_TEST_INFERENCE_KEY")
 
 
 SAMPLING = vf.SamplingConfig(temperature=1.0, max_tokens=4096)

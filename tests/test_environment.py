@@ -10,6 +10,7 @@ the local sandbox, the sample tasks.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from episodes import (
     run_in_process,
     task_data,
 )
+from harbor.agents.terminus_2.terminus_2 import Terminus2
 from verifiers.v1.serve import EnvClient
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
@@ -269,10 +271,6 @@ async def test_an_agent_cannot_forge_its_reward(client: EnvClient, tokenizer: Pa
 async def test_the_trajectory_is_written_once_with_every_turn(work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Terminus-2 rewrites trajectory.json after every turn; inside a rollout it is written once,
     when the agent finishes, and still holds every turn."""
-    import json
-
-    from harbor.agents.terminus_2.terminus_2 import Terminus2
-
     writes = []
     dump = Terminus2._dump_trajectory_with_continuation_index
     monkeypatch.setattr(Terminus2, "_dump_trajectory_with_continuation_index",

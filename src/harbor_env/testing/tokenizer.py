@@ -15,7 +15,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 EOS = "<|im_end|>"
 # Qwen3's special tokens, so that tests and benchmarks render with the renderer the configs
-# train with (`renderer_config`), not the generic one that re-renders every turn in full.
+# train with (`train_client_config`), not the generic one that re-renders every turn in full.
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", EOS, "<think>", "</think>", "<tool_call>", "</tool_call>",
                   "<tool_response>", "</tool_response>"]  # fmt: skip
 CHAT_TEMPLATE = (
@@ -25,12 +25,15 @@ CHAT_TEMPLATE = (
 )
 
 
-def renderer_config() -> Any:
-    """The renderer of configs/harbor_8b.toml (Qwen3's, thinking off) for the test tokenizer: like
-    training, it extends each turn's prompt from the last one instead of rendering it afresh."""
+def train_client_config(base_url: str, tokenizer_dir: Path, api_key_var: str = "NONE") -> Any:
+    """verifiers' train client on the fake model with the test tokenizer, rendering with the
+    renderer of configs/harbor_8b.toml (Qwen3's, thinking off): like training, it extends each
+    turn's prompt from the last one instead of rendering it afresh."""
+    import verifiers.v1 as vf
     from renderers import Qwen3RendererConfig
 
-    return Qwen3RendererConfig(enable_thinking=False)
+    return vf.TrainClientConfig(base_url=base_url, api_key_var=api_key_var, renderer_model_name=str(tokenizer_dir),
+                                renderer=Qwen3RendererConfig(enable_thinking=False))  # fmt: skip
 
 
 def _corpus() -> list[str]:
