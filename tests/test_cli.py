@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,9 +80,23 @@ def test_prime_rl_checkout_states(capsys: pytest.CaptureFixture, tmp_path: Path)
     (checkout / "deps" / "verifiers" / "pyproject.toml").write_text("")
     _, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
     assert "prime-rl's environment is not installed" in err
-    (checkout / ".venv").mkdir()
+    bin_dir = checkout / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    _, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
+    assert "prime-rl's environment has no `rl` command" in err
+    # An `rl` that is harbor-env's launcher (an old harbor-env shipped one) would run itself.
+    (bin_dir / "rl").write_text("#!/bin/sh\nexec python -c 'from harbor_env.cli import rl_main; rl_main()'\n")
+    _, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
+    assert "is harbor-env's launcher, not prime-rl's `rl`" in err and "--reinstall-package prime-rl" in err
+    (bin_dir / "rl").write_text("#!/bin/sh\nexec python -m prime_rl.entrypoints.rl \"$@\"\n")
+    _, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
+    assert "could not run prime-rl's Python" in err  # no python in that environment
+    # prime-rl's Python, here this test's own: the plugin and the local sandbox load there.
+    (bin_dir / "python").write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+    (bin_dir / "python").chmod(0o755)
     code, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
     assert code == 2 and "prime-rl" not in err.split("fix:")[0]  # only the GPU problem is left
+    assert "the config needs 2 GPUs" in err
 
 
 def test_too_few_gpus(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,9 @@
 """Checks that run before anything GPU-heavy starts; each failure names its fix.
 
 Config checks (the HarborEnvironment sections, the task folders) decide whether a config is
-valid at all; host checks (prime-rl checkout, GPUs, Docker) decide whether this machine can
-run it now. A dry run reports host problems without failing on them.
+valid at all; host checks (GPUs, Docker, and prime-rl's checkout and environment in
+`handover.py`) decide whether this machine can run it now. A dry run reports host problems
+without failing on them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
@@ -85,17 +85,6 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     environment = harness.environment.import_path or harness.environment.type
     agent = harness.agent.import_path or harness.agent.name
     return SourcePlan(source, tasks, environment, agent), []
-
-
-def check_prime_rl(checkout: Path) -> list[Problem]:
-    setup = "git submodule update --init prime-rl && bash scripts/setup-prime-rl.sh"
-    if not (checkout / "pyproject.toml").is_file():
-        return [Problem(f"prime-rl checkout missing at {checkout}", setup)]
-    if not (checkout / "deps" / "verifiers" / "pyproject.toml").is_file():
-        return [Problem(f"prime-rl's own submodules are not initialised in {checkout}", "bash scripts/setup-prime-rl.sh")]
-    if not (checkout / ".venv").is_dir():
-        return [Problem(f"prime-rl's environment is not installed ({checkout}/.venv missing)", "bash scripts/setup-prime-rl.sh")]
-    return []
 
 
 def visible_gpus() -> int:

@@ -68,20 +68,38 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`rl @ a.toml @ b.toml`: b's tables merge into a's, b's other values (lists too) replace a's."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 @dataclass
 class RunConfig:
-    path: Path
+    paths: list[Path]
     data: dict[str, Any]
 
     @classmethod
-    def load(cls, path: Path, overrides: list[str] | None = None) -> RunConfig:
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        return cls(path.resolve(), apply_overrides(data, list(overrides or [])))
+    def load(cls, paths: Path | list[Path], overrides: list[str] | None = None) -> RunConfig:
+        paths = [paths] if isinstance(paths, Path) else list(paths)
+        data: dict[str, Any] = {}
+        for path in paths:
+            if not path.is_file():
+                raise ConfigError(f"config file {path} not found")
+            try:
+                merge(data, tomllib.loads(path.read_text()))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        return cls([p.resolve() for p in paths], apply_overrides(data, list(overrides or [])))
+
+    @property
+    def path(self) -> Path:
+        """The last config file: the one whose name a run's outputs and messages carry."""
+        return self.paths[-1]
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.data
@@ -125,7 +143,7 @@ class RunConfig:
         sources = [s for s in self.sources() if s.is_harbor]
         if not sources:
             raise ConfigError(
-                f"{self.path}: no [[orchestrator.train.source]] uses the HarborEnvironment "
+                f"{' @ '.join(map(str, self.paths))}: no [[orchestrator.train.source]] uses the HarborEnvironment "
                 f"(env.taskset.id = {HARBOR_ENV_ID!r})"
             )
         return sources
