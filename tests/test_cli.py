@@ -202,3 +202,21 @@ def test_smoke_run_config(tmp_path: Path) -> None:
     from harbor_env.preflight import check_source
 
     assert [check_source(s)[0].tasks for s in smoke.harbor_sources()] == [cli.SMOKE_TASKS] * 2
+
+
+def test_layered_configs_merge_as_prime_rl_layers_them(capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch) -> None:
+    """`rl @ a.toml @ b.toml`: b's tables merge into a's; the checks see the merged run."""
+    base = config_with(tmp_path, local_source(SAMPLE_TASKS, include=["csv-to-json"]))
+    (tmp_path / "more.toml").write_text("max_steps = 11\n[deployment]\nnum_infer_gpus = 2\n")
+    monkeypatch.setattr("sys.argv", ["rl", "@", str(base), "@", str(tmp_path / "more.toml"), "--dry-run"])
+    assert cli.rl_main() == 0
+    out = capsys.readouterr().out
+    assert "max_steps 11" in out and "2 inference + 1 trainer" in out and "1 tasks from" in out
+    assert f"@ {base} @ {tmp_path / 'more.toml'}" in out  # both files go to prime-rl, in order
+
+
+def test_the_launcher_refuses_to_run_inside_its_own_handover(capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    """If a harbor-env command ever stood in for prime-rl's, the handover would start itself again."""
+    monkeypatch.setenv("HARBOR_ENV_HANDOVER", "1")
+    code, _, err = run_cli(capsys, "--config", REPO / "configs" / "harbor_eval.toml", "--dry-run")
+    assert code == 2 and "started by its own handover to prime-rl" in err and "--reinstall-package prime-rl" in err
