@@ -50,3 +50,27 @@ class ScriptedPolicy:
                 script = replies
                 break
         return script[min(request.turn, len(script) - 1)]
+
+
+@dataclass
+class RotatingPolicy:
+    """Gives each new session (its first model call) the next plan in turn, and keeps to it
+    for the session's later calls: concurrent episodes of one task get different plans, so a
+    GRPO group scores both ways. `assigned` says which plan each session got, in order."""
+
+    plans: dict[str, ScriptedPolicy]
+    assigned: dict[str, str] = field(default_factory=dict)
+
+    def plan_of(self, session_id: str) -> str:
+        if session_id not in self.assigned:
+            names = list(self.plans)
+            self.assigned[session_id] = names[len(self.assigned) % len(names)]
+        return self.assigned[session_id]
+
+    def index_of(self, session_id: str) -> int:
+        """The session's place in the order of first calls (assigning it one if new)."""
+        self.plan_of(session_id)
+        return list(self.assigned).index(session_id)
+
+    def __call__(self, request: PolicyInput) -> str:
+        return self.plans[self.plan_of(request.session_id)](request)
