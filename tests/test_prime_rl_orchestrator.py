@@ -32,7 +32,7 @@ from prime_rl_batches import check_step, format_table, read_episode_records, unp
 from prime_rl_stub_trainer import StubTrainer
 
 from harbor_env.testing.inference import FakeInferenceServer, PolicyInput
-from harbor_env.testing.policies import RotatingPolicy, ScriptedPolicy, run_script, script_then_finish
+from harbor_env.testing.policies import RotatingPolicy, ScriptedPolicy, SolveEachTaskWhenDone
 from harbor_env.testing.tokenizer import build_test_model
 
 HAVE_PRIME_RL = importlib.util.find_spec("prime_rl") is not None
@@ -47,13 +47,7 @@ TASKS = REPO / "datasets" / "harbor_tasks"
 BIN = Path(sys.executable).parent  # prime-rl's console scripts live beside this Python
 RUN_TIMEOUT_SEC = 480
 
-# A phrase of each task's instruction -> the task; the "solve" plan types its oracle solution.
-MARKERS = {
-    "Repair the service configuration": "repair-config",
-    "Fix the bugs in `textstats`": "fix-python-bug",
-    "Refactor: rename the pricing helpers": "refactor-rename",
-}
-PLANNED_REWARD = {"solve": 1.0, "fail": 0.0}  # 0/1 tasks; the starting state scores 0
+PLANNED_REWARD = {"solve": 1.0, "fail": 0.0}  # every sample task: its solution scores 1, its starting state 0
 # Sessions in order of their first model call: a group's rollouts start together, so group 1
 # is sessions 0-3 = solve, fail, solve, fail. Session 2's second call fails (HTTP 500): its
 # group trains on 1, 0, 0 (mean 1/3), not on 1, 0, 0, 0 (a reward 0 for the errored episode).
@@ -61,11 +55,8 @@ FAULTED_SESSION_INDEX = 2
 
 
 def scripted_policy() -> RotatingPolicy:
-    solve = {
-        marker: script_then_finish(run_script((TASKS / task / "solution" / "solve.sh").read_text()), duration=3)
-        for marker, task in MARKERS.items()
-    }
-    return RotatingPolicy({"solve": ScriptedPolicy(solve), "fail": ScriptedPolicy({})})
+    # "solve" types the task's oracle solution and finishes once it has run; "fail" looks around.
+    return RotatingPolicy({"solve": SolveEachTaskWhenDone(TASKS), "fail": ScriptedPolicy({})})
 
 
 def free_port() -> int:
