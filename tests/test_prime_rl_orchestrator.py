@@ -134,8 +134,8 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
         assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
         run_dir = tmp_path / "outputs" / "check"
         configs = run_dir / "configs"
-        trainer_config = tomllib.loads(CONFIG.read_text())["trainer"]["model"]["lora"]
-        trainer = StubTrainer(run_dir, max_steps, trainer_config["rank"], trainer_config["alpha"]).start()
+        adapter = config["trainer"]["model"]["lora"]
+        trainer = StubTrainer(run_dir, max_steps, adapter["rank"], adapter["alpha"]).start()
         started: list[subprocess.Popen] = []
 
         def launch(name: str, *args: object) -> subprocess.Popen:
