@@ -37,14 +37,9 @@ fi
 recipe="$(cat "$here/build.sh" "$here/cpu_imports.py" | sha256sum | cut -c1-12)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/harbor-env/prime-rl-cpu"
 target="$cache/${commit:0:8}-$recipe"
-if [ -f "$target/.complete" ]; then
-  log "reusing $target"
-  echo "$target"
-  exit 0
-fi
 
 # Built in place (editable installs and scripts hold absolute paths), under a lock so two runs
-# never build the same folder; a build that did not finish is thrown away.
+# never build the same folder at once; a build that did not finish is thrown away.
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
@@ -60,7 +55,12 @@ if [ "$source" = submodule ]; then
   mkdir -p "$build/prime-rl" "$build/verifiers"
   git -C prime-rl archive HEAD | tar -x -C "$build/prime-rl"
   git -C prime-rl/deps/verifiers archive HEAD | tar -x -C "$build/verifiers"
-  verifiers_version="$(git -C prime-rl/deps/verifiers describe --tags | sed -E 's/^v//; s/-([0-9]+)-g[0-9a-f]+$/.dev\1/')"
+  # hatch-vcs would take the version from git; v0.3.0-62-ga60a606ec -> 0.3.1.dev62 as it does.
+  described="$(git -C prime-rl/deps/verifiers describe --tags 2>/dev/null || true)"
+  verifiers_version="0.3.1.dev62"
+  if [[ "$described" =~ ^v([0-9]+)\.([0-9]+)\.([0-9]+)-([0-9]+)-g ]]; then
+    verifiers_version="${BASH_REMATCH[1]}.${BASH_REMATCH[2]}.$((BASH_REMATCH[3] + 1)).dev${BASH_REMATCH[4]}"
+  fi
 else
   tar -xzf "$archive" -C "$build"
   tar -xzf "$verifiers_archive" -C "$build"
@@ -99,5 +99,7 @@ echo "import harbor_env_prime_rl_cpu_imports" > "$site/harbor_env_prime_rl_cpu_i
 "$build/venv/bin/python" -c 'import prime_rl.orchestrator.orchestrator, verifiers.v1, harbor'
 trap - EXIT
 touch "$target/.complete"
+# A build from an earlier recipe of this commit is superseded by this one (5 GB each).
+for old in "$cache/${commit:0:8}"-*; do [ "$old" = "$target" ] || rm -rf "$old"; done
 log "built $target in $((SECONDS - started)) s"
 echo "$target"
