@@ -18,10 +18,10 @@ from pathlib import Path
 
 import common  # noqa: E402  (first: sets env vars before verifiers and Harbor load)
 import verifiers.v1 as vf  # noqa: E402
-from common import SolveEachTask  # noqa: E402
 from verifiers.v1.utils.loaders import resolve_env_config  # noqa: E402
 
 from harbor_env.testing.inference import FakeInferenceServer  # noqa: E402
+from harbor_env.testing.policies import SolveEachTask  # noqa: E402
 from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

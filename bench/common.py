@@ -25,8 +25,7 @@ import verifiers.v1 as vf  # noqa: E402
 from verifiers.v1.serve import EnvClient, env_config_data, serve_env  # noqa: E402
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config  # noqa: E402
 
-from harbor_env.testing.inference import PolicyInput  # noqa: E402
-from harbor_env.testing.policies import run_script, script_then_finish  # noqa: E402
+from harbor_env.testing.policies import SolveEachTaskWhenDone  # noqa: E402
 from harbor_env.testing.tokenizer import train_client_config  # noqa: E402
 
 SAMPLING = vf.SamplingConfig(temperature=1.0, max_tokens=4096)
@@ -89,25 +88,6 @@ async def env_server(config: Any) -> AsyncIterator[EnvServer]:
         await client.close()
         process.terminate()
         process.join(30)
-
-
-class SolveEachTask:
-    """Replies with the solution script of whichever sample task the prompt is about, then finishes."""
-
-    def __init__(self, tasks: Path = SAMPLE_TASKS, duration: float = 0.5):
-        self.scripts = {
-            (task / "instruction.md").read_text().splitlines()[0]: script_then_finish(
-                run_script((task / "solution" / "solve.sh").read_text()), duration=duration
-            )
-            for task in sorted(tasks.iterdir())
-            if (task / "solution" / "solve.sh").is_file()
-        }
-
-    def __call__(self, request: PolicyInput) -> str:
-        for marker, replies in self.scripts.items():
-            if marker in request.prompt:
-                return replies[min(request.turn, len(replies) - 1)]
-        raise KeyError("the prompt matches no sample task")
 
 
 def rss_mb(pid: int) -> float:
@@ -225,7 +205,7 @@ async def run_batch(client: EnvClient, model: vf.TrainClientConfig, rows: list[d
 def solving_model(work: Path) -> Iterator[tuple[FakeInferenceServer, Path]]:
     """The fake model (in a thread of this process) playing `SolveEachTask`, and its tokenizer."""
     tokenizer = build_test_tokenizer(work / "tokenizer")
-    with FakeInferenceServer(tokenizer, SolveEachTaskWhenDone()) as server:
+    with FakeInferenceServer(tokenizer, SolveEachTaskWhenDone(SAMPLE_TASKS)) as server:
         yield server, tokenizer
 
 
@@ -264,35 +244,6 @@ def machine_busy_seconds() -> float:
     """CPU time all cores spent on anything but idle (this benchmark and whatever else runs)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
     return (sum(values) - values[3] - values[4]) / CLOCK_TICKS  # minus idle and iowait
-
-
-from harbor_env.testing.policies import terminus_reply  # noqa: E402
-
-SOLVED_MARKER = "POLICY-EXIT-42"  # typed as $((40+2)): only the echo's output holds it
-
-
-class SolveEachTaskWhenDone(SolveEachTask):
-    """SolveEachTask that says the task is complete only once the solution script has exited (its
-    marker shows in the terminal), waiting otherwise. On a loaded machine a fixed wait loses the
-    race, and the verifier scores a half-run script (reward 0 that is no fault of the runner)."""
-
-    def __init__(self, tasks: Path = SAMPLE_TASKS, duration: float = 0.5):
-        self.duration = duration
-        self.scripts = {
-            (task / "instruction.md").read_text().splitlines()[0]: [terminus_reply(
-                run_script((task / "solution" / "solve.sh").read_text()) + "echo POLICY-EXIT-$((40+2))\n",
-                duration=duration,
-            )]  # fmt: skip
-            for task in sorted(tasks.iterdir())
-            if (task / "solution" / "solve.sh").is_file()
-        }
-
-    def __call__(self, request: PolicyInput) -> str:
-        if request.turn == 0:
-            return super().__call__(request)
-        if SOLVED_MARKER in request.prompt:
-            return terminus_reply(task_complete=True)  # twice: Terminus-2 asks to confirm
-        return terminus_reply("", duration=self.duration)
 
 
 def leak_notes(sandboxes: Path) -> list[str]:

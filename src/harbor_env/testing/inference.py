@@ -1,14 +1,21 @@
 """A fake inference server that speaks what verifiers' clients need, playing a scripted policy.
 
-- `GET /v1/models`: the served model and its context length.
+- `GET /v1/models`: the served model and the LoRA adapters loaded so far, with the context length.
 - `POST /inference/v1/generate`: token ids in, token ids + logprobs out, and the `usage` block
-  (vLLM's token API as prime-rl's inference server serves it); the train client uses it.
+  (vLLM's token API as prime-rl's inference server serves it); the train client uses it. A
+  request naming a model that is neither the served one nor a loaded adapter gets vLLM's 404.
 - `POST /v1/chat/completions`: OpenAI chat, for evaluation clients and plain agents.
+- What prime-rl's orchestrator calls on its inference server (admin endpoints, recorded in
+  `admin_calls`): `GET /health`, `POST /load_lora_adapter` (LoRA runs load each new policy
+  version's adapter by name), `POST /pause`, `/update_weights`, `/resume` (full-weight runs),
+  `GET /metrics` (vLLM's Prometheus gauges the orchestrator polls).
 
 The policy is a function of the prompt text, so concurrent episodes need no server-side state.
-Every generate request is recorded (session, prompt ids, completion ids, logprobs) so tests can
-compare what the trainer receives with what the "model" produced. Faults can be switched on to
-exercise the failure paths (HTTP 500, garbage bodies, dropped connections, hangs).
+Every generate request is recorded (session, model, prompt ids, completion ids, logprobs) so
+tests can compare what the trainer receives with what the "model" produced. Faults can be
+switched on to exercise the failure paths (HTTP 500, garbage bodies, dropped connections,
+hangs): for every request (`fault`) or for the generate requests a function picks
+(`fault_for`, e.g. one session's second turn).
 """
 
 from __future__ import annotations
@@ -37,15 +44,24 @@ class PolicyInput:
 
 
 Policy = Callable[[PolicyInput], str]
+FaultChooser = Callable[[PolicyInput], "Fault | None"]
 
 
 @dataclass
 class GenerateRecord:
     session_id: str
+    model: str  # the model the request named (a LoRA adapter's name in LoRA runs)
     prompt_ids: list[int]
     completion_ids: list[int]
     logprobs: list[float]
     finish_reason: str
+
+
+@dataclass
+class AdminCall:
+    path: str
+    query: dict[str, str]
+    body: dict | None
 
 
 @dataclass
@@ -57,7 +73,11 @@ class FakeInferenceServer:
     model: str = "test-model"
     max_model_len: int = 131072
     fault: Fault | None = None
+    fault_for: FaultChooser | None = None
     records: list[GenerateRecord] = field(default_factory=list)
+    faulted: list[tuple[PolicyInput, Fault]] = field(default_factory=list)  # requests fault_for picked
+    admin_calls: list[AdminCall] = field(default_factory=list)
+    lora_adapters: dict[str, str] = field(default_factory=dict)  # loaded adapters: name -> path
     chat_requests: list[dict] = field(default_factory=list)
     api_keys_seen: set[str] = field(default_factory=set)
 
@@ -97,6 +117,12 @@ class FakeInferenceServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/inference/v1/generate", self._generate)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        for path in ("/load_lora_adapter", "/v1/load_lora_adapter"):
+            app.router.add_post(path, self._load_lora_adapter)
+        for path in ("/pause", "/resume", "/update_weights"):
+            app.router.add_post(path, self._weights_admin)
         self._released = asyncio.Event()  # ends hung requests (the "hang" fault) at stop
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -135,21 +161,25 @@ class FakeInferenceServer:
         with self._lock:
             self.api_keys_seen.add(auth.removeprefix("Bearer ").strip())
 
+    def _record_admin(self, request: web.Request, body: dict | None = None) -> None:
+        with self._lock:
+            self.admin_calls.append(AdminCall(request.path, dict(request.query), body))
+
     async def _accept(self, request: web.Request) -> tuple[dict, web.StreamResponse | None]:
         """The request's body, and the injected fault's response if a fault is on."""
         self._note_key(request)
         body = await request.json()
-        return body, await self._maybe_fault(request)
+        return body, await self._maybe_fault(request, self.fault)
 
-    async def _maybe_fault(self, request: web.Request) -> web.StreamResponse | None:
-        if self.fault == "http_500":
+    async def _maybe_fault(self, request: web.Request, fault: Fault | None) -> web.StreamResponse | None:
+        if fault == "http_500":
             return web.json_response({"error": "injected failure"}, status=500)
-        if self.fault == "garbage":
+        if fault == "garbage":
             return web.Response(text="<html>not json</html>", content_type="text/html")
-        if self.fault == "drop":
+        if fault == "drop":
             request.transport.close()  # type: ignore[union-attr]
             raise ConnectionResetError("injected drop")
-        if self.fault == "hang":
+        if fault == "hang":
             await self._released.wait()  # until the server stops
             return web.json_response({"error": "server stopped"}, status=503)
         return None
@@ -158,19 +188,64 @@ class FakeInferenceServer:
 
     async def _models(self, request: web.Request) -> web.Response:
         self._note_key(request)
+        with self._lock:
+            served = [self.model, *self.lora_adapters]
         return web.json_response(
-            {"object": "list", "data": [{"id": self.model, "object": "model", "max_model_len": self.max_model_len}]}
+            {
+                "object": "list",
+                "data": [{"id": name, "object": "model", "max_model_len": self.max_model_len} for name in served],
+            }
         )
+
+    async def _health(self, request: web.Request) -> web.Response:
+        self._record_admin(request)
+        return web.Response(text="")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        # The gauges prime-rl's orchestrator reads (its concurrency controller); an idle engine.
+        self._record_admin(request)
+        return web.Response(
+            text="vllm:kv_cache_usage_perc 0.0\nvllm:num_requests_running 0.0\nvllm:num_requests_waiting 0.0\n"
+            f'vllm:cache_config_info{{kv_cache_size_tokens="{self.max_model_len}"}} 1.0\n'
+            "vllm:num_preemptions_total 0.0\n",
+            content_type="text/plain",
+        )
+
+    async def _load_lora_adapter(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._record_admin(request, body)
+        name, path = body.get("lora_name"), body.get("lora_path")
+        if not name or not path:
+            return web.json_response({"error": "lora_name and lora_path are required"}, status=400)
+        with self._lock:
+            self.lora_adapters[name] = path  # a new version under the same name replaces the old
+        return web.Response(text=f"Success: LoRA adapter '{name}' added successfully.")
+
+    async def _weights_admin(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        self._record_admin(request, body)
+        return web.json_response({"status": "ok"})
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         body, faulted = await self._accept(request)
         if faulted is not None:
             return faulted
+        model = body.get("model", self.model)
+        with self._lock:
+            known = model == self.model or model in self.lora_adapters
+        if not known:  # as vLLM answers a model it does not serve
+            return web.json_response({"error": {"message": f"The model `{model}` does not exist.", "code": 404}}, status=404)
         prompt_ids = list(body["token_ids"])
         prompt = self._tokenizer.decode(prompt_ids, skip_special_tokens=False)
         session_id = request.headers.get("X-Session-ID", "")
         turn = max(prompt.count("<|im_start|>assistant") - 1, 0)
-        reply = self.policy(PolicyInput(prompt=prompt, session_id=session_id, turn=turn))
+        request_input = PolicyInput(prompt=prompt, session_id=session_id, turn=turn)
+        fault = self.fault_for(request_input) if self.fault_for is not None else None
+        if fault is not None:
+            with self._lock:
+                self.faulted.append((request_input, fault))
+            return await self._maybe_fault(request, fault)  # type: ignore[return-value]
+        reply = self.policy(request_input)
         completion_ids = self._tokenizer.encode(reply, add_special_tokens=False).ids + [self._eos]
         max_tokens = body.get("sampling_params", {}).get("max_tokens")
         finish_reason = "stop"
@@ -178,7 +253,7 @@ class FakeInferenceServer:
             completion_ids, finish_reason = completion_ids[:max_tokens], "length"
         logprobs = self._logprobs(session_id, turn, len(completion_ids))
         with self._lock:
-            self.records.append(GenerateRecord(session_id, prompt_ids, completion_ids, logprobs, finish_reason))
+            self.records.append(GenerateRecord(session_id, model, prompt_ids, completion_ids, logprobs, finish_reason))
         reply = {
             "request_id": f"gen-{len(self.records)}",
             "choices": [
@@ -238,4 +313,4 @@ def _text(content: object) -> str:
     return "" if content is None else str(content)
 
 
-__all__ = ["FakeInferenceServer", "GenerateRecord", "Policy", "PolicyInput"]
+__all__ = ["AdminCall", "FakeInferenceServer", "GenerateRecord", "Policy", "PolicyInput"]

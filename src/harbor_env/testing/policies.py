@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from harbor_env.testing.inference import PolicyInput
+from harbor_env.testing.inference import Policy, PolicyInput
 
 
 def terminus_reply(*keystrokes: str, task_complete: bool = False, duration: float = 0.2) -> str:
@@ -50,3 +51,74 @@ class ScriptedPolicy:
                 script = replies
                 break
         return script[min(request.turn, len(script) - 1)]
+
+
+@dataclass
+class RotatingPolicy:
+    """Gives each new session (its first model call) the next plan in turn, and keeps to it
+    for the session's later calls: concurrent episodes of one task get different plans, so a
+    GRPO group scores both ways. `assigned` says which plan each session got, in order."""
+
+    plans: dict[str, Policy]
+    assigned: dict[str, str] = field(default_factory=dict)
+
+    def plan_of(self, session_id: str) -> str:
+        if session_id not in self.assigned:
+            names = list(self.plans)
+            self.assigned[session_id] = names[len(self.assigned) % len(names)]
+        return self.assigned[session_id]
+
+    def index_of(self, session_id: str) -> int:
+        """The session's place in the order of first calls (assigning it one if new)."""
+        self.plan_of(session_id)
+        return list(self.assigned).index(session_id)
+
+    def __call__(self, request: PolicyInput) -> str:
+        return self.plans[self.plan_of(request.session_id)](request)
+
+
+class SolveEachTask:
+    """Replies with the solution script (`solution/solve.sh`) of whichever task in `tasks` the
+    prompt is about (the first line of its instruction), then finishes."""
+
+    def __init__(self, tasks: Path, duration: float = 0.5):
+        self.scripts = {
+            (task / "instruction.md").read_text().splitlines()[0]: script_then_finish(
+                run_script((task / "solution" / "solve.sh").read_text()), duration=duration
+            )
+            for task in sorted(tasks.iterdir())
+            if (task / "solution" / "solve.sh").is_file()
+        }
+
+    def __call__(self, request: PolicyInput) -> str:
+        for marker, replies in self.scripts.items():
+            if marker in request.prompt:
+                return replies[min(request.turn, len(replies) - 1)]
+        raise KeyError("the prompt matches no sample task")
+
+
+SOLVED_MARKER = "POLICY-EXIT-42"  # typed as $((40+2)): only the echo's output holds it
+
+
+class SolveEachTaskWhenDone(SolveEachTask):
+    """SolveEachTask that says the task is complete only once the solution script has exited (its
+    marker shows in the terminal), waiting otherwise. On a loaded machine a fixed wait loses the
+    race, and the verifier scores a half-run script (reward 0 that is no fault of the runner)."""
+
+    def __init__(self, tasks: Path, duration: float = 0.5):
+        self.duration = duration
+        self.scripts = {
+            (task / "instruction.md").read_text().splitlines()[0]: [terminus_reply(
+                run_script((task / "solution" / "solve.sh").read_text()) + "echo POLICY-EXIT-$((40+2))\n",
+                duration=duration,
+            )]  # fmt: skip
+            for task in sorted(tasks.iterdir())
+            if (task / "solution" / "solve.sh").is_file()
+        }
+
+    def __call__(self, request: PolicyInput) -> str:
+        if request.turn == 0:
+            return super().__call__(request)
+        if SOLVED_MARKER in request.prompt:
+            return terminus_reply(task_complete=True)  # twice: Terminus-2 asks to confirm
+        return terminus_reply("", duration=self.duration)

@@ -76,3 +76,16 @@ def build_test_tokenizer(directory: Path, vocab_size: int = 2000) -> Path:
         )
     )
     return directory
+
+
+def build_test_model(directory: Path) -> Path:
+    """A model folder as prime-rl loads one offline: the test tokenizer plus a tiny Qwen3
+    `config.json` (the orchestrator reads the model's config; no weights are needed)."""
+    build_test_tokenizer(directory)
+    (directory / "config.json").write_text(
+        json.dumps({"model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "hidden_size": 64,
+                    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                    "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 2048,
+                    "max_position_embeddings": 131072}, indent=2)  # fmt: skip
+    )
+    return directory
