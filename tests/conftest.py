@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import textwrap
 from pathlib import Path
@@ -14,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-list download at import
 
+from harbor.environments.base import BaseEnvironment
 from harbor.models.task.task import Task
 from harbor.models.trial.paths import TrialPaths
 
@@ -52,6 +54,11 @@ def write_task(
     return task
 
 
+# Harbor 0.25 hands an environment its log directories as `auto_mounts` (bound to the host
+# only with `auto_mounting`); earlier versions as `mounts`, always bound.
+HARBOR_AUTO_MOUNTING = "auto_mounting" in inspect.signature(BaseEnvironment.__init__).parameters
+
+
 def make_sandbox(task_dir: Path, work: Path, session: str = "probe", **kwargs) -> LocalSandbox:
     """A LocalSandbox for `task_dir` with Harbor's log mounts, as a Trial would build it."""
     task = Task(task_dir)
@@ -68,7 +75,7 @@ def make_sandbox(task_dir: Path, work: Path, session: str = "probe", **kwargs) -
         session_id=session,
         trial_paths=trial_paths,
         task_env_config=task.config.environment.model_copy(deep=True),
-        mounts=mounts,
+        **{"auto_mounts" if HARBOR_AUTO_MOUNTING else "mounts": mounts},
         **kwargs,
     )
 
