@@ -4,15 +4,17 @@
 #           source as 0.3.1.dev62, harbor 0.21.0, renderers and prime-pydantic-config as PyPI
 #           had them on 2026-08-22, transformers 5.6.2 (prime-rl's override)
 #   newest  the newest releases that install together: verifiers 0.4.0 + harbor 0.25.0
+#   sandbox the local sandbox alone on the newest Harbor, 0.26.0, which no verifiers release
+#           installs beside (mcp): its own tests and real Trials, without verifiers
 # The lock's stack (verifiers 0.4.0 + harbor 0.24.0) is `uv run pytest`.
-# Usage: bash scripts/test-stack.sh pinned|newest [pytest arguments...]
+# Usage: bash scripts/test-stack.sh pinned|newest|sandbox [pytest arguments...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stack="${1:-}"
 case "$stack" in
-  pinned | newest) shift ;;
-  *) echo "usage: bash scripts/test-stack.sh pinned|newest [pytest arguments...]" >&2; exit 2 ;;
+  pinned | newest | sandbox) shift ;;
+  *) echo "usage: bash scripts/test-stack.sh pinned|newest|sandbox [pytest arguments...]" >&2; exit 2 ;;
 esac
 
 VERIFIERS_COMMIT=a60a606ecc4d309247edf9ff92c3eabca362781f
@@ -71,12 +73,23 @@ if [ "$stack" = pinned ]; then
     --override "$overrides" \
     --exclude-newer-package "renderers=$PRIME_RL_PYPI_DATE" \
     --exclude-newer-package "prime-pydantic-config=$PRIME_RL_PYPI_DATE"
-else
+elif [ "$stack" = newest ]; then
   VIRTUAL_ENV="$venv" uv pip install -q -e . "verifiers==0.4.0" "harbor==0.25.0" "${dev[@]}"
+else
+  # This package without its dependencies (verifiers among them): harbor_env.sandbox needs
+  # Harbor only. Its tests: the sandbox's own and real Trials in it.
+  VIRTUAL_ENV="$venv" uv pip install -q "harbor==0.26.0" "${dev[@]}"
+  VIRTUAL_ENV="$venv" uv pip install -q --no-deps -e .
+  set -- tests/test_local_sandbox.py tests/test_trials.py "$@"
 fi
 "$venv/bin/python" - "$stack" <<'EOF'
 import importlib.metadata as m, sys
+def version(name):
+    try:
+        return m.version(name)
+    except m.PackageNotFoundError:
+        return "not installed"
 names = ("verifiers", "harbor", "renderers", "transformers", "prime-pydantic-config")
-print(f"{sys.argv[1]} stack:", ", ".join(f"{n} {m.version(n)}" for n in names))
+print(f"{sys.argv[1]} stack:", ", ".join(f"{n} {version(n)}" for n in names))
 EOF
 "$venv/bin/python" -m pytest "$@"
