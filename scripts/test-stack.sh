@@ -40,7 +40,7 @@ pinned_verifiers() {
     rm -rf "$cache/dist"  # rebuilt from the submodule every time: it may have changed
   elif [ -f "$archive" ]; then
     if [ ! -f "$cache/src/verifiers/pyproject.toml" ]; then
-      rm -rf "$cache/src" && mkdir -p "$cache/src.partial"
+      rm -rf "$cache/src" "$cache/src.partial" && mkdir -p "$cache/src.partial"
       tar -xzf "$archive" -C "$cache/src.partial"
       mv "$cache/src.partial" "$cache/src"
     fi
