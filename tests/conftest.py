@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import inspect
 import os
 import textwrap
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-list download at import
 
+from harbor.environments.base import BaseEnvironment
 from harbor.models.task.task import Task
 from harbor.models.trial.paths import TrialPaths
 
@@ -52,6 +56,11 @@ def write_task(
     return task
 
 
+# Harbor 0.25 hands an environment its log directories as `auto_mounts` (bound to the host
+# only with `auto_mounting`); earlier versions as `mounts`, always bound.
+HARBOR_AUTO_MOUNTING = "auto_mounting" in inspect.signature(BaseEnvironment.__init__).parameters
+
+
 def make_sandbox(task_dir: Path, work: Path, session: str = "probe", **kwargs) -> LocalSandbox:
     """A LocalSandbox for `task_dir` with Harbor's log mounts, as a Trial would build it."""
     task = Task(task_dir)
@@ -68,7 +77,7 @@ def make_sandbox(task_dir: Path, work: Path, session: str = "probe", **kwargs) -
         session_id=session,
         trial_paths=trial_paths,
         task_env_config=task.config.environment.model_copy(deep=True),
-        mounts=mounts,
+        **{"auto_mounts" if HARBOR_AUTO_MOUNTING else "mounts": mounts},
         **kwargs,
     )
 
@@ -114,58 +123,5 @@ def work(tmp_path: Path) -> Path:
 
 # ---------------------------------------------------------------------------- HarborEnvironment episodes
 
-import multiprocessing  # noqa: E402
-from collections.abc import AsyncIterator, Iterator  # noqa: E402
-
-from episodes import INFERENCE_KEY, SOLVING, env_config  # noqa: E402
-from verifiers.v1.serve import EnvClient, env_config_data, serve_env  # noqa: E402
-
-from harbor_env.testing.inference import FakeInferenceServer  # noqa: E402
-from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_test_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-@pytest.fixture
-def inference(tokenizer: Path) -> Iterator[FakeInferenceServer]:
-    with FakeInferenceServer(tokenizer, SOLVING) as server:
-        yield server
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """One env server process for the whole test session (starting one costs ~30 s of imports here).
-
-    Its taskset config does not limit what it runs: each request carries its task's folder.
-    Yields the server's address and its work folder (trials/ and sandboxes/ live there).
-    """
-    work = tmp_path_factory.mktemp("served")
-    os.environ["HARBOR_ENV_TEST_INFERENCE_KEY"] = INFERENCE_KEY  # inherited by the server
-    context = multiprocessing.get_context("spawn")
-    addresses = context.Queue()
-    process = context.Process(
-        target=serve_env,
-        kwargs={"max_workers": 1, "address": "tcp://127.0.0.1:0", "address_queue": addresses,
-                "config_data": env_config_data(env_config(work))},  # fmt: skip
-        daemon=True,
-    )
-    process.start()
-    try:
-        yield addresses.get(True, 300), work
-    finally:
-        process.terminate()
-        process.join(30)
-
-@pytest.fixture
-async def client(served: tuple[str, Path]) -> AsyncIterator[EnvClient]:
-    client = EnvClient(served[0])
-    await client.wait_for_server_startup(timeout=300)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-@pytest.fixture
-def served_work(served: tuple[str, Path]) -> Path:
-    return served[1]
+if importlib.util.find_spec("verifiers") is not None:  # the sandbox-only stack has no verifiers
+    from episode_fixtures import client, inference, served, served_work, tokenizer  # noqa: F401

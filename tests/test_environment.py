@@ -131,8 +131,10 @@ async def test_solving_and_failing_policies_over_the_wire(client: EnvClient, ser
 
 async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # fmt: skip
     """In-process, so the test can see the interception's per-rollout secrets. Scans every file
-    the trial wrote and every log record, for those, the inference key and a host secret (as a
-    `.env` value would be); the agent even prints its environment to the terminal."""
+    the trial wrote and every log record, for those, the inference key and host secrets (as
+    `.env` values would be); the agent even prints its environment to the terminal. The host's
+    OpenAI settings (which Harbor 0.25 reads into an agent's connection) must not take the
+    agent's calls away from the interception."""
     import verifiers.v1.interception.server as interception
 
     issued: list[str] = []
@@ -145,13 +147,17 @@ async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypa
 
     monkeypatch.setattr(interception.secrets, "token_urlsafe", spy)
     monkeypatch.setenv("HARBOR_ENV_TEST_INFERENCE_KEY", INFERENCE_KEY)
-    host_secret = "dotenv-secret-5f2b9c"
+    host_secret, host_openai_key = "dotenv-secret-5f2b9c", "sk-host-openai-7d1e4a"
     monkeypatch.setenv("WANDB_API_KEY", host_secret)
+    monkeypatch.setenv("OPENAI_API_KEY", host_openai_key)
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9/v1")  # nothing listens there
     caplog.set_level(logging.DEBUG)
     policy = ScriptedPolicy({MARKER: script_then_finish("env; echo $OPENAI_API_KEY $WANDB_API_KEY\n", run_script(SOLVE), duration=3)})  # fmt: skip
     with FakeInferenceServer(tokenizer, policy) as server:
         episode = await run_in_process(env_config(work), server, tokenizer)
-    assert episode.traces[0].reward == 1.0
+    assert episode.traces[0].reward == 1.0, episode.traces[0].errors
+    assert_tokens_match_the_model(episode.traces[0], server)
     trajectory = next((work / "trials").rglob("trajectory.json")).read_text()
     assert "PATH=" in trajectory  # the environment listing reached the trajectory
     logged = "\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records)
@@ -161,9 +167,9 @@ async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypa
     assert any(p.name == "trajectory.json" for p in written) and any(p.name == "config.json" for p in written)
     for path in written:
         content = path.read_bytes()
-        for secret in [*issued, INFERENCE_KEY, host_secret]:
+        for secret in [*issued, INFERENCE_KEY, host_secret, host_openai_key]:
             assert secret.encode() not in content, f"{secret[:4]}… written to {path}"
-    for secret in [*issued, INFERENCE_KEY, host_secret]:
+    for secret in [*issued, INFERENCE_KEY, host_secret, host_openai_key]:
         assert secret not in logged, f"{secret[:4]}… logged"
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_TASKS
-from harbor.models.trial.result import TrialResult
+from harbor.models.trial.result import ExceptionInfo, TrialResult
 from harbor.models.verifier.result import VerifierResult
 from pydantic import ValidationError
 from test_trials import run_trial
@@ -16,6 +17,12 @@ from test_trials import run_trial
 from harbor_env.harness import HarborTrialHarness, HarborTrialHarnessConfig
 from harbor_env.outcome import interpret
 from harbor_env.taskset import HarborTaskset, HarborTasksetConfig
+
+
+try:  # Harbor 0.25+
+    from harbor.models.trial import error_policy
+except ImportError:
+    error_policy = None
 
 
 def harness(**config) -> HarborTrialHarness:
@@ -92,6 +99,38 @@ def test_reward_json_rules(real_result: TrialResult) -> None:
     assert several.reward is None and "no `reward` key" in several.error
     assert interpret(with_rewards(real_result, {"reward": math.nan})).error is not None
     assert interpret(with_rewards(real_result, None)).error.endswith("the verifier produced no result")
+
+
+# Harbor 0.25's error policy against this project's, per exception type, as the README's
+# comparison states them: (scored here, Harbor's `reward_valid`).
+POLICY_COMPARISON = {
+    "AgentTimeoutError": (True, True),
+    "NonZeroAgentExitCodeError": (True, False),
+    "ContextLengthExceededError": (False, True),
+    "ApiInternalServerError": (False, False),
+    "InferenceError": (False, False),
+    "AgentAuthenticationError": (False, False),
+    "SandboxBuildFailedError": (False, False),
+    "EnvironmentStartTimeoutError": (False, False),
+    "RuntimeError": (False, False),
+    "RewardFileNotFoundError": (False, False),
+    "VerifierTimeoutError": (False, False),
+}
+
+
+@pytest.mark.parametrize("exception_type", sorted(POLICY_COMPARISON))
+def test_which_exceptions_keep_the_reward(exception_type: str, real_result: TrialResult) -> None:
+    """The agent's own outcomes are scored on the state it left; everything else is errored even
+    when the verifier ran. Where Harbor has its own table (0.25+), it says what the README says."""
+    scored_here, harbor_reward_valid = POLICY_COMPARISON[exception_type]
+    failed = real_result.model_copy(update={"exception_info": ExceptionInfo(
+        exception_type=exception_type, exception_message="probe", exception_traceback="",
+        occurred_at=datetime.now(timezone.utc))})  # fmt: skip
+    outcome = interpret(failed)
+    assert (outcome.error is None) is scored_here, outcome.error
+    assert outcome.info["harbor_exception_type"] == exception_type
+    if error_policy is not None:
+        assert error_policy.policy_for(exception_type).reward_valid is harbor_reward_valid
 
 
 async def test_heap_trimming_is_throttled() -> None:

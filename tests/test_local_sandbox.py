@@ -12,10 +12,11 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from conftest import (
+    HARBOR_AUTO_MOUNTING,
     REPO,
     make_sandbox,
     pid_namespace,
@@ -249,6 +250,27 @@ async def test_uploads_and_downloads(work: Path) -> None:
         # Harbor's mounts: the verifier directory is the trial's directory on the host.
         await sandbox.exec("echo 0.5 > /logs/verifier/reward.txt")
         assert (sandbox.trial_paths.verifier_dir / "reward.txt").read_text() == "0.5\n"
+
+
+@pytest.mark.parametrize("auto_mounting", [True, False] if HARBOR_AUTO_MOUNTING else [True])
+async def test_log_dirs_are_bound_unless_auto_mounting_is_off(auto_mounting: bool, work: Path) -> None:
+    """Harbor 0.25 asks the environment whether a log directory is the trial's folder
+    (`is_path_mounted`) and downloads it when not; earlier versions trust `mounted`. Bound, a
+    download onto that folder is a no-op (a copy onto itself used to fail every verification);
+    with `auto_mounting=False` the logs stay inside until downloaded."""
+    options = {} if auto_mounting else {"auto_mounting": False}
+    async with running(make_sandbox(write_task(work), work, **options)) as sandbox:
+        host = sandbox.trial_paths.verifier_dir
+        if HARBOR_AUTO_MOUNTING:
+            assert sandbox.is_path_mounted(PurePosixPath("/logs/verifier"), host) is auto_mounting
+        written = await sandbox.exec("echo 0.5 > /logs/verifier/reward.txt && stat -c %a /logs/verifier")
+        if not auto_mounting:  # the sandbox's own directory: writable for a task's user, as Harbor makes it
+            assert written.stdout.strip() == "777", written
+        assert (host / "reward.txt").exists() is auto_mounting
+        await sandbox.download_dir("/logs/verifier", host)
+        await sandbox.upload_dir(host, "/logs/verifier")
+        assert (host / "reward.txt").read_text() == "0.5\n"
+        assert (await sandbox.exec("cat /logs/verifier/reward.txt")).stdout == "0.5\n"
 
 
 async def test_empty_dirs_through_host_paths_never_follows_links(work: Path) -> None:

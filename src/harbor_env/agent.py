@@ -72,7 +72,11 @@ class InterceptedTerminus2(Terminus2):
     """
 
     def __init__(self, *args: Any, model_timeout_sec: float | None = None, **kwargs: Any):
-        self._model_timeout_sec = model_timeout_sec  # read by _init_llm, which super() calls
+        # Read by _init_llm, which super() calls. Only an endpoint given in the agent's own
+        # kwargs replaces the rollout's: Harbor 0.25 also fills `api_base` from the host's
+        # OPENAI_BASE_URL, which would take the calls (and the rollout's key) elsewhere.
+        self._model_timeout_sec = model_timeout_sec
+        self._explicit_api_base = kwargs.get("api_base") or kwargs.get("base_url")
         super().__init__(*args, **kwargs)
 
     def _init_llm(self, llm_backend: Any, model_name: str, temperature: Any, collect_rollout_details: bool,
@@ -94,7 +98,7 @@ class InterceptedTerminus2(Terminus2):
                              "interception records those); remove the option from the agent's kwargs")  # fmt: skip
         # The agent's own HTTP client, closed when it finishes (run's finally).
         self._interception_llm = InterceptionLLM(
-            model_name=model_name, base_url=api_base or credentials.base_url, api_key=credentials.api_key,
+            model_name=model_name, base_url=self._explicit_api_base or credentials.base_url, api_key=credentials.api_key,
             timeout_sec=self._model_timeout_sec, temperature=temperature, session_id=session_id,
             reasoning_effort=reasoning_effort, model_info=model_info, llm_kwargs=llm_kwargs,
         )  # fmt: skip

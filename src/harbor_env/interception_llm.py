@@ -37,9 +37,10 @@ CONTEXT_LENGTH_PHRASES = ("maximum context length", "context length exceeded", "
 # Without model_info, Harbor's LiteLLM falls back to this context size for models it does not
 # know, which is every model a trainer serves; it matters only when summarization is on.
 FALLBACK_CONTEXT_LIMIT = 1_000_000
-# Options of Harbor's LiteLLM constructor that configure the transport, not the request.
+# Options of Harbor's LiteLLM constructor that configure the transport, not the request
+# (Harbor 0.25 adds the connection's api_key, model_api_format and skip_model_parsing itself).
 TRANSPORT_OPTIONS = frozenset({"api_key", "api_base", "base_url", "client", "custom_llm_provider", "drop_params",
-                               "max_retries", "timeout"})  # fmt: skip
+                               "max_retries", "model_api_format", "skip_model_parsing", "timeout"})  # fmt: skip
 
 
 class RolloutStopped(BaseException):

@@ -58,6 +58,11 @@ QUOTA_ROOT_SCRIPT = (
     '&& mount --bind "$quota" "$root" && exec "$@"'
 )
 _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
+# Harbor 0.25 made binding its log directories to the host opt-in (`auto_mounting`, off by
+# default: the trial then downloads them). The local sandbox has always bound them, so rewards
+# and agent logs land in the trial folder with nothing to copy; it keeps doing so unless
+# `auto_mounting=False` is given. Harbor before 0.25 always hands it the mounts to bind.
+_HARBOR_AUTO_MOUNTING = "auto_mounting" in _BASE_ENV_PARAMETERS
 _warned: set[tuple[str, ...]] = set()
 
 
@@ -103,6 +108,13 @@ def _task_states_network(task_dir: Path) -> bool:
     return mentions(data)
 
 
+def _same_dir(a: Path, b: Path) -> bool:
+    """Whether two host paths are one directory (a bind-mounted log directory and its source)."""
+    with contextlib.suppress(OSError):
+        return a.samefile(b)
+    return False
+
+
 def _empty_host_dir(directory: Path, chmod: bool) -> None:
     """Create `directory` or remove what is in it (never following symlinks); chmod 777 on request."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -130,6 +142,8 @@ class LocalSandbox(BaseEnvironment):
             self.config = LocalSandboxConfig(**own)
         except ValidationError as exc:
             raise ValueError(f"local sandbox: invalid environment kwargs: {exc}") from None
+        if _HARBOR_AUTO_MOUNTING:
+            kwargs.setdefault("auto_mounting", True)
         self._base = Path(self.config.rootfs or "/")
         self._process: asyncio.subprocess.Process | None = None
         self._init_pid: int | None = None
@@ -250,11 +264,16 @@ class LocalSandbox(BaseEnvironment):
         fs = RootFilesystem(root=root, base=self._base)
         fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
         fs.hidden = self._hidden_paths(parent) - fs.owned
-        for mount in self._mounts:
+        host_mounts = self._host_mounts if _HARBOR_AUTO_MOUNTING else self._mounts
+        for mount in host_mounts:
             if mount.get("type", "bind") != "bind":
                 raise SandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
             fs.binds.append(Bind(Path(mount["source"]), mount["target"], bool(mount.get("read_only"))))
             Path(mount["source"]).mkdir(parents=True, exist_ok=True)
+        # Harbor's log directories when not bound to the host (auto_mounting off): directories
+        # of the private root, writable by any user as Harbor makes them, downloaded by Harbor.
+        unbound = {normalize(m["target"]) for m in self._mounts if m not in host_mounts}
+        fs.owned |= unbound
         for owned in fs.owned:
             target = root / owned.lstrip("/")
             source = self._base / owned.lstrip("/")
@@ -264,6 +283,8 @@ class LocalSandbox(BaseEnvironment):
             target.mkdir(parents=True, exist_ok=True)
         for tmp in ("/tmp", "/var/tmp"):
             (root / tmp.lstrip("/")).chmod(0o1777)
+        for directory in unbound:
+            (root / directory.lstrip("/")).chmod(0o777)
         for step in self._layout.copies:
             fs.owned |= self._apply_copy(step, root)
         return fs
@@ -589,7 +610,8 @@ class LocalSandbox(BaseEnvironment):
     async def upload_dir(self, source_dir: Path | str, target_dir: str) -> None:
         host = self._host(target_dir, for_write=True)
         if host is not None:
-            await asyncio.to_thread(shutil.copytree, source_dir, host, symlinks=True, dirs_exist_ok=True)
+            if not _same_dir(host, Path(source_dir)):  # a bound log directory is already there
+                await asyncio.to_thread(shutil.copytree, source_dir, host, symlinks=True, dirs_exist_ok=True)
             return
         await self._upload_through_sandbox(Path(source_dir), target_dir, as_file=False)
 
@@ -624,7 +646,8 @@ class LocalSandbox(BaseEnvironment):
         target.mkdir(parents=True, exist_ok=True)
         host = self._host(source_dir, for_write=False)
         if host is not None and host.is_dir():
-            await asyncio.to_thread(shutil.copytree, host, target, symlinks=True, dirs_exist_ok=True)
+            if not _same_dir(host, target):  # a bound log directory is already there
+                await asyncio.to_thread(shutil.copytree, host, target, symlinks=True, dirs_exist_ok=True)
             return
         code, stdout, stderr = await self._run(["tar", "-C", source_dir, "-cf", "-", "."], user=None)
         if code != 0:
