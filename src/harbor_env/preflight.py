@@ -71,6 +71,7 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     """Validate one HarborEnvironment source: its config keys and its task folders."""
     from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
+    from harbor_env.datasets.registry import DatasetUnavailableError
     from harbor_env.taskset import InvalidTaskError
 
     try:
@@ -81,6 +82,8 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
         tasks = sum(1 for _ in load_taskset(config.taskset))
     except InvalidTaskError as exc:
         return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the task folder, or set skip_invalid = true")]
+    except DatasetUnavailableError as exc:
+        return None, [Problem(f"[{source.key}.taskset] {exc}", "load the dataset once with network access")]
     harness = config.agent.harness
     environment = harness.environment.import_path or harness.environment.type
     agent = harness.agent.import_path or harness.agent.name
