@@ -94,25 +94,25 @@ def test_offline_without_cache_is_one_line_error(registry, tmp_path: Path) -> No
 
 LOADER = """
 import json, sys
-from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
-config = resolve_env_config({"taskset": json.loads(sys.argv[1])}).taskset
-taskset = load_taskset(config)
-rows = [t.data.task_dir for t in taskset]
-print(json.dumps({"rows": rows, "fetched": taskset.summary.fetched}))
+from harbor_env.datasets.cache import Selection
+from harbor_env.datasets.registry import load_registry_tasks
+args = json.loads(sys.argv[1])
+tasks = load_registry_tasks(args["dataset"], registry_path=args["registry_path"], selection=Selection(cache_dir=args["cache"]))
+print(json.dumps({"rows": [str(t.task_dir) for t in tasks], "fetched": sum(not t.cached for t in tasks)}))
 """
 
 
 def test_processes_starting_together_download_once(registry, tmp_path: Path) -> None:
     _, registry_file, _ = registry
     cache = tmp_path / "cache"
-    taskset = {"id": "harbor-env", "dataset": "tiny@1.0", "registry_path": str(registry_file), "cache_dir": str(cache)}
+    load = {"dataset": "tiny@1.0", "registry_path": str(registry_file), "cache": str(cache)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", LOADER, json.dumps(taskset)], stdout=subprocess.PIPE, text=True)
-        for _ in range(4)
+        subprocess.Popen([sys.executable, "-c", LOADER, json.dumps(load)], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
     ]
     results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
-    assert sorted(r["fetched"] for r in results) == [0, 0, 0, 3]  # one process downloaded, the others waited
+    assert sorted(r["fetched"] for r in results) == [0, 0, 3]  # one process downloaded, the others waited
     assert all(r["rows"] == results[0]["rows"] for r in results)
     assert len(list(cache.rglob("task.toml"))) == 3
     manifest = json.loads(next(cache.rglob("manifest.json")).read_text())

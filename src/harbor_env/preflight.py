@@ -72,6 +72,7 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
     from harbor_env.datasets.registry import DatasetUnavailableError
+    from harbor_env.datasets.swe_rows import SweRowError
     from harbor_env.taskset import InvalidTaskError
 
     try:
@@ -82,8 +83,8 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
         tasks = sum(1 for _ in load_taskset(config.taskset))
     except InvalidTaskError as exc:
         return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the task folder, or set skip_invalid = true")]
-    except DatasetUnavailableError as exc:
-        return None, [Problem(f"[{source.key}.taskset] {exc}", "load the dataset once with network access")]
+    except (DatasetUnavailableError, SweRowError) as exc:
+        return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the data source named above, or load it once online")]
     harness = config.agent.harness
     environment = harness.environment.import_path or harness.environment.type
     agent = harness.agent.import_path or harness.agent.name

@@ -17,8 +17,10 @@ import verifiers.v1 as vf
 from harbor.models.task.task import Task as HarborTask_
 from pydantic import Field, ValidationError
 
-from harbor_env.datasets.cache import SourcedTask
+from harbor_env.datasets.cache import Selection, SourcedTask
 from harbor_env.datasets.registry import load_registry_tasks, registry_label
+from harbor_env.datasets.swe_source import load_swe_tasks, source_label
+from harbor_env.datasets.swe_template import SweTemplateConfig
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,17 @@ class HarborTasksetConfig(vf.TasksetConfig):
     (default: $HARBOR_ENV_CACHE, else ~/.cache/harbor-env)."""
     refresh: bool = False
     """Read the dataset's task list from the registry again (and fetch tasks not cached)."""
+    hf_dataset: str | None = None
+    """A SWE-bench-style Hugging Face data set instead of `path`, converted into task folders
+    (see `swe`); `include`/`exclude`/`limit` pick rows by instance_id."""
+    split: str = "test"
+    """The data set's split."""
+    revision: str | None = None
+    """The data set's revision (branch, tag or commit) on the Hub."""
+    data_file: str | None = None
+    """A local parquet / JSONL file of SWE-bench-style rows instead of `hf_dataset`."""
+    swe: SweTemplateConfig = Field(default_factory=SweTemplateConfig)
+    """How SWE-style rows become task folders (preset, column mapping, test command, ...)."""
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
@@ -130,17 +143,15 @@ def discover_task_dirs(config: HarborTasksetConfig) -> list[Path]:
 def sourced_tasks(config: HarborTasksetConfig) -> list[SourcedTask]:
     """The task folders `config` selects, from its source: a registry dataset, a SWE-style data
     set, or local folders (`path`)."""
+    if config.dataset and (config.hf_dataset or config.data_file):
+        raise InvalidTaskError("[env.taskset] set one source: dataset, hf_dataset or data_file (or path)")
+    selection = Selection(config.include, config.exclude, config.limit, config.cache_dir)
     if config.dataset:
-        return load_registry_tasks(
-            config.dataset,
-            registry_url=config.registry_url,
-            registry_path=config.registry_path,
-            cache_dir=config.cache_dir,
-            include=config.include,
-            exclude=config.exclude,
-            limit=config.limit,
-            refresh=config.refresh,
-        )
+        return load_registry_tasks(config.dataset, registry_url=config.registry_url,
+                                   registry_path=config.registry_path, selection=selection, refresh=config.refresh)  # fmt: skip
+    if config.hf_dataset or config.data_file:
+        return load_swe_tasks(hf_dataset=config.hf_dataset, data_file=config.data_file, split=config.split,
+                              revision=config.revision, template=config.swe, selection=selection)  # fmt: skip
     return [SourcedTask(task_dir, "local", str(task_dir)) for task_dir in discover_task_dirs(config)]
 
 
@@ -157,6 +168,8 @@ class LoadSummary:
 def _summarize(config: HarborTasksetConfig, tasks: list[SourcedTask], loaded: int) -> LoadSummary:
     if config.dataset:
         where = f"{config.dataset} ({registry_label(config.registry_url, config.registry_path)})"
+    elif config.hf_dataset or config.data_file:
+        where = source_label(config.hf_dataset, config.data_file, config.split)
     else:
         where = str(Path(config.path).expanduser().resolve())
     fetched = sum(not task.cached for task in tasks)

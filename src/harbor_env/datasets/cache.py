@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fnmatch
 import fcntl
 import json
 import os
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,22 @@ class SourcedTask:
     """False when this load downloaded or wrote it."""
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which tasks or rows of a source to load, and where its cache is."""
+
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    limit: int | None = None
+    cache_dir: str | None = None
+
+    def pick(self, names: list[str]) -> list[str]:
+        """`names` kept by `include` (all when empty), less `exclude` (names or globs), at most `limit`."""
+        chosen = [n for n in names if not self.include or any(fnmatch.fnmatchcase(n, p) for p in self.include)]
+        chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in self.exclude)]
+        return chosen[: self.limit] if self.limit is not None else chosen
+
+
 def cache_root(cache_dir: str | None) -> Path:
     """`cache_dir`, else $HARBOR_ENV_CACHE, else ~/.cache/harbor-env: one per node, shared by its processes."""
     return Path(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser().resolve()
@@ -38,8 +55,8 @@ def cache_root(cache_dir: str | None) -> Path:
 
 @contextlib.contextmanager
 def locked(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `folder` (created if missing) across processes on this host."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Hold an exclusive lock on `folder` (its lock file sits beside it) across processes on this host."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.with_name(folder.name + ".lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -64,3 +81,9 @@ def run_sync[T](coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, for errors that quote a library's."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

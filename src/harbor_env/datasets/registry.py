@@ -8,14 +8,21 @@ manifest records which task went to which folder, so a later load needs no netwo
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from harbor_env.datasets.cache import SourcedTask, cache_root, locked, run_sync, write_json_atomically
+from harbor_env.datasets.cache import (
+    SourcedTask,
+    cache_root,
+    locked,
+    one_line,
+    run_sync,
+    Selection,
+    write_json_atomically,
+)
 
 
 class DatasetUnavailableError(ValueError):
@@ -61,40 +68,27 @@ async def _metadata(dataset: str, registry_url: str | None, registry_path: str |
     return await client.get_dataset_metadata(dataset)
 
 
-def _select(names: list[str], include: list[str], exclude: list[str], limit: int | None) -> list[str]:
-    chosen = [n for n in names if not include or any(fnmatch.fnmatchcase(n, p) for p in include)]
-    chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
-    return chosen[:limit] if limit is not None else chosen
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def load_registry_tasks(
     dataset: str,
     *,
     registry_url: str | None = None,
     registry_path: str | None = None,
-    cache_dir: str | None = None,
-    include: list[str] | None = None,
-    exclude: list[str] | None = None,
-    limit: int | None = None,
+    selection: Selection = Selection(),
     refresh: bool = False,
 ) -> list[SourcedTask]:
     """The selected tasks of `dataset`, downloaded into the cache if not there yet."""
-    folder = cache_dir_for(dataset, registry_url, registry_path, cache_dir)
+    folder = cache_dir_for(dataset, registry_url, registry_path, selection.cache_dir)
     manifest_path = folder / "manifest.json"
     where = registry_label(registry_url, registry_path)
     with locked(folder):
+        folder.mkdir(exist_ok=True)
         manifest = None if refresh or not manifest_path.is_file() else json.loads(manifest_path.read_text())
         if manifest is None:
             try:
                 metadata = run_sync(_metadata(dataset, registry_url, registry_path))
             except Exception as exc:
                 raise DatasetUnavailableError(
-                    f"dataset {dataset}: cannot read it from {where} ({_one_line(exc)}) and it is not cached in "
+                    f"dataset {dataset}: cannot read it from {where} ({one_line(exc)}) and it is not cached in "
                     f"{folder}; check [env.taskset] dataset / registry_url / registry_path, or load it once online"
                 ) from None
             adapter = _task_id_adapter()
@@ -108,10 +102,10 @@ def load_registry_tasks(
                 ],
             }
         entries = {entry["name"]: entry for entry in manifest["tasks"]}
-        chosen = _select(list(entries), include or [], exclude or [], limit)
+        chosen = selection.pick(list(entries))
         if not chosen:
             raise DatasetUnavailableError(
-                f"dataset {dataset}: no task matches include={include or ['*']} exclude={exclude or []} "
+                f"dataset {dataset}: no task matches include={selection.include or ['*']} exclude={selection.exclude} "
                 f"({len(entries)} tasks, e.g. {sorted(entries)[:3]})"
             )
         missing = [n for n in chosen if not entries[n]["path"] or not Path(entries[n]["path"]).is_dir()]
@@ -138,7 +132,7 @@ def _download(dataset: str, where: str, folder: Path, entries: list[dict]) -> No
         result = run_sync(TaskClient().download_tasks(task_ids=task_ids, output_dir=folder / "tasks"))
     except Exception as exc:
         raise DatasetUnavailableError(
-            f"dataset {dataset}: downloading {len(task_ids)} tasks from {where} failed ({_one_line(exc)}) and they "
+            f"dataset {dataset}: downloading {len(task_ids)} tasks from {where} failed ({one_line(exc)}) and they "
             f"are not cached in {folder}; check the network or the registry's git URLs"
         ) from None
     for entry, path in zip(entries, result.paths, strict=True):
