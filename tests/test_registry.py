@@ -117,3 +117,34 @@ def test_processes_starting_together_download_once(registry, tmp_path: Path) -> 
     assert len(list(cache.rglob("task.toml"))) == 3
     manifest = json.loads(next(cache.rglob("manifest.json")).read_text())
     assert [t["name"] for t in manifest["tasks"]] == NAMES
+
+
+def test_dry_run_and_eval_of_a_registry_source(registry, tmp_path: Path, capsys, monkeypatch) -> None:
+    """From a config file: the dry run says where the tasks come from and whether they were
+    cached; --eval runs them."""
+    from test_cli import config_with, run_cli
+
+    from harbor_env.testing.inference import FakeInferenceServer
+    from harbor_env.testing.policies import ScriptedPolicy
+    from harbor_env.testing.tokenizer import build_test_tokenizer
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    _, registry_file, _ = registry
+    cache = tmp_path / "cache"
+    config = config_with(tmp_path, (
+        f'[orchestrator.train.source.env.taskset]\nid = "harbor-env"\ndataset = "tiny@1.0"\n'
+        f'registry_path = "{registry_file}"\ncache_dir = "{cache}"\nlimit = 2\n'
+        '[orchestrator.train.source.env.agent.harness]\nid = "harbor-env"\n'
+        '[orchestrator.train.source.env.agent.harness.environment]\ntype = "local"\n'))  # fmt: skip
+    code, out, err = run_cli(capsys, "--config", config, "--dry-run")
+    folder = next(p for p in (cache / "registry").iterdir() if p.is_dir())
+    assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder / 'tasks'}: 2 fetched now, 0 cached" in out, out + err  # fmt: skip
+    code, out, err = run_cli(capsys, "--config", config, "--dry-run")
+    assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder / 'tasks'}: all cached" in out
+    with FakeInferenceServer(build_test_tokenizer(tmp_path / "tokenizer"), ScriptedPolicy({})) as server:
+        code, out, err = run_cli(capsys, "--config", config, "--eval", "--base-url", server.base_url, "--model", "m",
+                                 "--jobs-dir", tmp_path / "jobs", "--job-name", "j")  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "jobs" / "j" / "results.json").read_text())
+    assert sorted((r["task"], r["reward"]) for r in rows) == [("alpha", 1.0), ("beta", 1.0)]

@@ -149,3 +149,37 @@ def test_c2bug_preset_speaks_django() -> None:
     assert resolve_template(SweTemplateConfig(preset="c2bug", workdir="/repo")).workdir == "/repo"
     with pytest.raises(SweRowError, match="unknown preset 'nope'"):
         resolve_template(SweTemplateConfig(preset="nope"))
+
+
+def test_dry_run_and_eval_of_a_swe_source(rows: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """From a config file: the dry run names the data set and the cache; --eval runs real
+    Terminus-2 episodes on a converted task (a policy that applies the fix scores 1)."""
+    from test_cli import config_with, run_cli
+
+    from harbor_env.testing.inference import FakeInferenceServer
+    from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
+    from harbor_env.testing.tokenizer import build_test_tokenizer
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    taskset = swe_taskset(rows, tmp_path / "cache", include=["calc-1"])
+    swe = taskset.pop("swe")
+    lines = [f"{k} = {json.dumps(v)}" for k, v in taskset.items()]
+    swe_lines = [f"{k} = {json.dumps(v)}" for k, v in swe.items() if k != "columns"]
+    config = config_with(tmp_path, (
+        "[orchestrator.train.source.env.taskset]\n" + "\n".join(lines) + "\n"
+        "[orchestrator.train.source.env.taskset.swe]\n" + "\n".join(swe_lines) + "\ncolumns = { patch = \"gold\" }\n"
+        '[orchestrator.train.source.env.agent.harness]\nid = "harbor-env"\n'
+        '[orchestrator.train.source.env.agent.harness.environment]\ntype = "local"\n'))  # fmt: skip
+    code, out, err = run_cli(capsys, "--config", config, "--dry-run")
+    assert f"1 tasks from swe {rows}, in " in out and ": 1 fetched now, 0 cached" in out, out + err
+    code, out, err = run_cli(capsys, "--config", config, "--dry-run")
+    assert ": all cached" in out
+    gold = json.loads(rows.read_text().splitlines()[0])["gold"]
+    policy = ScriptedPolicy({"should add and multiply": script_then_finish(run_script(f"cd /testbed\ngit apply <<'PATCH'\n{gold}PATCH\n"))})  # fmt: skip
+    with FakeInferenceServer(build_test_tokenizer(tmp_path / "tokenizer"), policy) as server:
+        code, out, err = run_cli(capsys, "--config", config, "--eval", "--base-url", server.base_url, "--model", "m",
+                                 "--jobs-dir", tmp_path / "jobs", "--job-name", "j")  # fmt: skip
+    assert code == 0, err
+    (row,) = json.loads((tmp_path / "jobs" / "j" / "results.json").read_text())
+    assert row["reward"] == 1.0, row

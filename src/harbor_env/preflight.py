@@ -34,6 +34,8 @@ class SourcePlan:
     tasks: int
     environment: str
     agent: str
+    origin: str = ""
+    """Where the tasks come from, how many, whether they were cached (the taskset's summary)."""
 
 
 def _model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -80,7 +82,8 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     except ValidationError as exc:
         return None, [_describe(error, source) for error in exc.errors()]
     try:
-        tasks = sum(1 for _ in load_taskset(config.taskset))
+        taskset = load_taskset(config.taskset)
+        tasks = sum(1 for _ in taskset)
     except InvalidTaskError as exc:
         return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the task folder, or set skip_invalid = true")]
     except (DatasetUnavailableError, SweRowError) as exc:
@@ -88,7 +91,8 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     harness = config.agent.harness
     environment = harness.environment.import_path or harness.environment.type
     agent = harness.agent.import_path or harness.agent.name
-    return SourcePlan(source, tasks, environment, agent), []
+    summary = getattr(taskset, "summary", None)
+    return SourcePlan(source, tasks, environment, agent, summary.describe() if summary else f"{tasks} tasks"), []
 
 
 def visible_gpus() -> int:

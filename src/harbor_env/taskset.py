@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,15 @@ class LoadSummary:
     where: str
     tasks: int
     fetched: int
+    cache: str | None = None
+    """The cache folder holding the tasks (None for local folders)."""
+
+    def describe(self) -> str:
+        """One line for the dry run: `3 tasks from registry:tiny@1.0 (...), in <cache>: 1 fetched now, 2 cached`."""
+        if self.cache is None:
+            return f"{self.tasks} tasks from {self.where}"
+        state = "all cached" if self.fetched == 0 else f"{self.fetched} fetched now, {self.tasks - self.fetched} cached"
+        return f"{self.tasks} tasks from {self.source.split(':', 1)[0]} {self.where}, in {self.cache}: {state}"
 
 
 def _summarize(config: HarborTasksetConfig, tasks: list[SourcedTask], loaded: int) -> LoadSummary:
@@ -171,9 +181,11 @@ def _summarize(config: HarborTasksetConfig, tasks: list[SourcedTask], loaded: in
     elif config.hf_dataset or config.data_file:
         where = source_label(config.hf_dataset, config.data_file, config.split)
     else:
-        where = str(Path(config.path).expanduser().resolve())
+        where = config.path
     fetched = sum(not task.cached for task in tasks)
-    return LoadSummary(tasks[0].source if tasks else "local", where, loaded, fetched)
+    source = tasks[0].source if tasks else "local"
+    cache = os.path.commonpath([t.task_dir.parent for t in tasks]) if tasks and source != "local" else None
+    return LoadSummary(source, where, loaded, fetched, cache)
 
 
 class HarborTaskset(vf.Taskset[HarborTask, HarborTasksetConfig]):
