@@ -139,9 +139,9 @@ def test_dry_run_and_eval_of_a_registry_source(registry, tmp_path: Path, capsys,
         '[orchestrator.train.source.env.agent.harness.environment]\ntype = "local"\n'))  # fmt: skip
     code, out, err = run_cli(capsys, "--config", config, "--dry-run")
     folder = next(p for p in (cache / "registry").iterdir() if p.is_dir())
-    assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder / 'tasks'}: 2 fetched now, 0 cached" in out, out + err  # fmt: skip
+    assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder}: 2 fetched now, 0 cached" in out, out + err  # fmt: skip
     code, out, err = run_cli(capsys, "--config", config, "--dry-run")
-    assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder / 'tasks'}: all cached" in out
+    assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder}: all cached" in out
     with FakeInferenceServer(build_test_tokenizer(tmp_path / "tokenizer"), ScriptedPolicy({})) as server:
         code, out, err = run_cli(capsys, "--config", config, "--eval", "--base-url", server.base_url, "--model", "m",
                                  "--jobs-dir", tmp_path / "jobs", "--job-name", "j")  # fmt: skip

@@ -92,11 +92,11 @@ def load(taskset: dict) -> list:
 
 async def test_gold_scores_one_nop_zero_partial_fix_partial_credit(rows: Path, tmp_path: Path) -> None:
     tasks, summary = load(swe_taskset(rows, tmp_path / "cache"))
-    assert [t.data.name.split("-")[0:2] for t in tasks] == [["calc", "1"], ["calc", "half"], ["calc", "cheat"]]
+    assert [t.data.name for t in tasks] == ["calc-1", "calc-half", "calc-cheat"]
     assert summary.fetched == 3 and tasks[0].data.source == f"swe:{rows}"
     assert tasks[0].data.origin == f"{rows} row calc-1"
     assert "{they} should add" in tasks[0].data.prompt and "/testbed" in tasks[0].data.prompt
-    task_dirs = {t.data.name.rsplit("-", 1)[0]: Path(t.data.task_dir) for t in tasks}
+    task_dirs = {t.data.name: Path(t.data.task_dir) for t in tasks}
     snapshot = task_dirs["calc-1"] / "environment" / "repo"
     assert git("log", "--all", "--format=%s", cwd=snapshot) == f"snapshot of {json.loads(rows.read_text().splitlines()[0])['base_commit']}"  # fmt: skip
     work = tmp_path / "work"
@@ -183,3 +183,26 @@ def test_dry_run_and_eval_of_a_swe_source(rows: Path, tmp_path: Path, capsys, mo
     assert code == 0, err
     (row,) = json.loads((tmp_path / "jobs" / "j" / "results.json").read_text())
     assert row["reward"] == 1.0, row
+
+
+def test_a_hugging_face_layout_and_parquet(rows: Path, tmp_path: Path) -> None:
+    """A local copy of a Hub data set repository: the split's parquet files are read."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow
+
+    from harbor_env.datasets.cache import Selection
+    from harbor_env.datasets.swe_source import read_selected_rows
+
+    lines = [json.loads(line) for line in rows.read_text().splitlines()]
+    hub = tmp_path / "hub-copy"
+    (hub / "data").mkdir(parents=True)
+    pq.write_table(pyarrow.Table.from_pylist(lines[:2]), hub / "data" / "test-00000-of-00001.parquet")
+    pq.write_table(pyarrow.Table.from_pylist(lines[2:]), hub / "data" / "train-00000-of-00001.parquet")
+    template = SweTemplateConfig(columns={"patch": "gold"})
+    test = read_selected_rows(str(hub), None, "test", None, template, Selection())
+    assert [r.instance_id for r in test] == ["calc-1", "calc-half"]
+    assert test[0].FAIL_TO_PASS == ["test_calc.TestCalc.test_add", "test_calc.TestCalc.test_mul"]
+    train = read_selected_rows(str(hub), None, "train", None, template, Selection(limit=1))
+    assert [r.instance_id for r in train] == ["calc-cheat"]
+    with pytest.raises(SweRowError, match="no files of split 'validation'"):
+        read_selected_rows(str(hub), None, "validation", None, template, Selection())

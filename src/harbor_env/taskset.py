@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +79,8 @@ class HarborTasksetConfig(vf.TasksetConfig):
     """Where downloaded and converted tasks are kept, shared by every process on the node
     (default: $HARBOR_ENV_CACHE, else ~/.cache/harbor-env)."""
     refresh: bool = False
-    """Read the dataset's task list from the registry again (and fetch tasks not cached)."""
+    """Read the dataset's task list from the registry again; tasks not pinned to a commit are
+    downloaded again (Harbor keeps pinned ones)."""
     hf_dataset: str | None = None
     """A SWE-bench-style Hugging Face data set instead of `path`, converted into task folders
     (see `swe`); `include`/`exclude`/`limit` pick rows by instance_id."""
@@ -183,9 +183,8 @@ def _summarize(config: HarborTasksetConfig, tasks: list[SourcedTask], loaded: in
     else:
         where = config.path
     fetched = sum(not task.cached for task in tasks)
-    source = tasks[0].source if tasks else "local"
-    cache = os.path.commonpath([t.task_dir.parent for t in tasks]) if tasks and source != "local" else None
-    return LoadSummary(source, where, loaded, fetched, cache)
+    source, cache = (tasks[0].source, tasks[0].cache) if tasks else ("local", None)
+    return LoadSummary(source, where, loaded, fetched, str(cache) if cache else None)
 
 
 class HarborTaskset(vf.Taskset[HarborTask, HarborTasksetConfig]):

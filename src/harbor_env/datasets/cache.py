@@ -30,6 +30,8 @@ class SourcedTask:
     """Where this task came from (git URL, commit and path; data set row; folder)."""
     cached: bool = True
     """False when this load downloaded or wrote it."""
+    cache: Path | None = None
+    """The source's cache folder holding it (None for local folders)."""
 
 
 @dataclass(frozen=True)

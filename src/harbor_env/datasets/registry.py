@@ -117,7 +117,7 @@ def load_registry_tasks(
     origin = f"{dataset} from {where}"
     return [
         SourcedTask(Path(entries[n]["path"]), source=f"registry:{dataset}", origin=_origin(entries[n]["id"], origin),
-                    cached=n not in missing)  # fmt: skip
+                    cached=n not in missing, cache=folder)  # fmt: skip
         for n in chosen
     ]
 

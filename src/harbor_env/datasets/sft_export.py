@@ -49,7 +49,10 @@ def _reply(step: dict[str, Any]) -> str:
     if not calls:
         return step.get("message") or ""
     message = step.get("message") or ""
-    analysis, _, plan = message.removeprefix("Analysis: ").partition("\nPlan: ")
+    if message.startswith("Plan: "):  # Terminus-2 leaves out an empty analysis
+        analysis, plan = "", message.removeprefix("Plan: ")
+    else:
+        analysis, _, plan = message.removeprefix("Analysis: ").partition("\nPlan: ")
     commands = [call["arguments"] for call in calls if call.get("function_name") == "bash_command"]
     reply = {"analysis": analysis, "plan": plan, "commands": commands,
              "task_complete": any(call.get("function_name") == "mark_task_complete" for call in calls)}  # fmt: skip

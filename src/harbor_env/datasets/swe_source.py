@@ -65,11 +65,13 @@ def load_swe_tasks(*, hf_dataset: str | None, data_file: str | None, split: str,
     with locked(folder):
         folder.mkdir(exist_ok=True)
         for row in rows:
-            dest = folder / f"{row.instance_id}-{_digest(row.model_dump())}"
+            # The folder's name is the task's name (Harbor's too); the digest folder above it
+            # changes with the row, so an edited row is converted afresh.
+            dest = folder / _digest(row.model_dump()) / row.instance_id
             cached = dest.is_dir()
             if not cached:
                 write_task(row, resolved, dest, label, root / "repos")
-            tasks.append(SourcedTask(dest, f"swe:{label}", f"{label} row {row.instance_id}", cached=cached))
+            tasks.append(SourcedTask(dest, f"swe:{label}", f"{label} row {row.instance_id}", cached, folder))
     return tasks
 
 

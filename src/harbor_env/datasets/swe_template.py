@@ -236,6 +236,7 @@ def _task_toml(row: SweRow, template: SweTemplateConfig, source: str) -> str:
 
 def write_task(row: SweRow, template: SweTemplateConfig, dest: Path, source: str, mirrors: Path) -> Path:
     """Write the task folder of `row` at `dest` (which must not exist), whole or not at all."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
