@@ -57,9 +57,8 @@ def _print_plan(run: RunConfig, plans: list[SourcePlan], root: Path, prime_rl: P
     print("  processes    inference server (vLLM behind vllm-router, :8000); orchestrator; trainer (torchrun, "
           f"{train} GPU{'s' if train != 1 else ''}); {len(run.sources())} env server(s), one per source (tcp://127.0.0.1:5000+i)")  # fmt: skip
     for plan in plans:
-        taskset = plan.source.env.get("taskset", {})
-        print(f"  source       {plan.source.kind} '{plan.source.name}': {plan.tasks} tasks from "
-              f"{taskset.get('path', 'datasets/harbor_tasks')}, environment {plan.environment}, agent {plan.agent}")  # fmt: skip
+        print(f"  source       {plan.source.kind} '{plan.source.name}': {plan.origin}, environment {plan.environment}, "
+              f"agent {plan.agent}")  # fmt: skip
     print(f"  outputs      {root / str(run.get('output_dir', 'outputs'))}")
     src = source_path(root)
     print(f"  launch       (cd {root} && {f'PYTHONPATH={src} ' if src else ''}{' '.join(launch)})")

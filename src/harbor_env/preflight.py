@@ -34,6 +34,8 @@ class SourcePlan:
     tasks: int
     environment: str
     agent: str
+    origin: str = ""
+    """Where the tasks come from, how many, whether they were cached (the taskset's summary)."""
 
 
 def _model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -71,6 +73,8 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     """Validate one HarborEnvironment source: its config keys and its task folders."""
     from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
+    from harbor_env.datasets.registry import DatasetUnavailableError
+    from harbor_env.datasets.swe_rows import SweRowError
     from harbor_env.taskset import InvalidTaskError
 
     try:
@@ -78,13 +82,17 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     except ValidationError as exc:
         return None, [_describe(error, source) for error in exc.errors()]
     try:
-        tasks = sum(1 for _ in load_taskset(config.taskset))
+        taskset = load_taskset(config.taskset)
+        tasks = sum(1 for _ in taskset)
     except InvalidTaskError as exc:
         return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the task folder, or set skip_invalid = true")]
+    except (DatasetUnavailableError, SweRowError) as exc:
+        return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the data source named above, or load it once online")]
     harness = config.agent.harness
     environment = harness.environment.import_path or harness.environment.type
     agent = harness.agent.import_path or harness.agent.name
-    return SourcePlan(source, tasks, environment, agent), []
+    summary = getattr(taskset, "summary", None)
+    return SourcePlan(source, tasks, environment, agent, summary.describe() if summary else f"{tasks} tasks"), []
 
 
 def visible_gpus() -> int:

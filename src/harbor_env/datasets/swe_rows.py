@@ -1,0 +1,108 @@
+"""SWE-bench-style rows from a Hugging Face data set or a local parquet / JSONL file.
+
+A row has (after the column mapping) `instance_id`, `repo`, `base_commit`, `problem_statement`,
+`patch`, `test_patch`, `FAIL_TO_PASS`, `PASS_TO_PASS`, and optionally `image` (a prebuilt image)
+or `dockerfile` (a recipe). Test lists may be JSON strings, as in SWE-bench's own files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class SweRowError(ValueError):
+    """A data set or one of its rows cannot be used; the message names the file, row and column."""
+
+
+class SweRow(BaseModel):
+    """One SWE-style instance, in the canonical column names."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    instance_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    repo: str = ""
+    base_commit: str = Field(min_length=1)
+    problem_statement: str = Field(min_length=1)
+    patch: str = Field(min_length=1)
+    test_patch: str = Field(min_length=1)
+    FAIL_TO_PASS: list[str] = Field(min_length=1)
+    PASS_TO_PASS: list[str] = Field(default_factory=list)
+    image: str | None = None
+    dockerfile: str | None = None
+
+    @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return list(value) if value is not None and not isinstance(value, list) else value
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise SweRowError(f"{path}: reading parquet needs pyarrow (pip install pyarrow), or use JSONL") from None
+        return pq.read_table(path).to_pylist()
+    if path.suffix in (".jsonl", ".json"):
+        text = path.read_text()
+        if path.suffix == ".json" and text.lstrip().startswith("["):
+            return json.loads(text)
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    raise SweRowError(f"{path}: unsupported data file (use .parquet, .jsonl or .json)")
+
+
+def split_files(root: Path, split: str) -> list[Path]:
+    """The files of `split` in a Hugging Face data set folder (`data/test-00000-of-00001.parquet`,
+    `test.jsonl`, ...), as the Hub lays them out."""
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".parquet", ".jsonl", ".json") and p.is_file())
+    chosen = [p for p in files if p.name.split("-")[0].split(".")[0] == split or p.parent.name == split]
+    if not chosen:
+        raise SweRowError(f"{root}: no files of split '{split}' (found {[p.name for p in files][:5]}); set split")
+    return chosen
+
+
+def download_hf_dataset(repo_id: str, revision: str | None) -> Path:
+    """The data set's files, from the Hugging Face Hub cache or downloaded into it (HF_TOKEN for
+    private sets; offline with HF_HUB_OFFLINE=1 once cached)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id, repo_type="dataset", revision=revision, allow_patterns=["*.parquet", "*.jsonl", "*.json"]
+            )
+        )
+    except Exception as exc:
+        raise SweRowError(
+            f"Hugging Face data set {repo_id}: cannot download it ({' '.join(str(exc).split())[:200]}); "
+            "check hf_dataset, HF_TOKEN and the network, or use a local data_file"
+        ) from None
+
+
+def read_rows(files: list[Path], columns: dict[str, str], where: str) -> list[SweRow]:
+    """Rows of `files`, renamed by `columns` (canonical name -> the data set's column)."""
+    rows: list[SweRow] = []
+    for path in files:
+        for number, raw in enumerate(_read_file(path), start=1):
+            renamed = dict(raw)
+            for canonical, column in columns.items():
+                if column not in raw:
+                    raise SweRowError(f"{path} row {number}: no column '{column}' (columns.{canonical}); "
+                                      f"columns are {sorted(raw)}")  # fmt: skip
+                renamed[canonical] = raw[column]
+            try:
+                rows.append(SweRow.model_validate(renamed))
+            except (ValidationError, json.JSONDecodeError) as exc:
+                problem = (
+                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                    if isinstance(exc, ValidationError)
+                    else str(exc)
+                )
+                raise SweRowError(f"{where}: {path.name} row {number}: {problem} (map columns with [env.taskset.swe] columns)") from None  # fmt: skip
+    return rows
