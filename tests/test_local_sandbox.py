@@ -24,7 +24,7 @@ from conftest import (
     write_task,
 )
 
-from harbor_env.sandbox import LocalSandbox, SandboxError
+from harbor_env.sandbox import LocalSandbox, LocalSandboxConfig, SandboxError
 
 COPYING_DOCKERFILE = """\
 FROM python:3.12-slim
@@ -146,7 +146,11 @@ async def test_cannot_write_to_the_host(work: Path) -> None:
     probe.mkdir()
     (probe / "existing").write_text("original\n")
     try:
-        async with running(make_sandbox(write_task(work), work)) as sandbox:
+        async with running(make_sandbox(write_task(work), work, "hidden")) as sandbox:
+            # Not a system folder: outside the host paths a sandbox sees.
+            assert (await sandbox.exec(f"ls {probe}")).return_code != 0
+        host_paths = [*LocalSandboxConfig().host_paths, str(probe)]
+        async with running(make_sandbox(write_task(work, "shown"), work, "shown", host_paths=host_paths)) as sandbox:
             assert (await sandbox.exec(f"cat {probe}/existing")).stdout == "original\n"
             for command in (
                 f"echo x > {probe}/new",

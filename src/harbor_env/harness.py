@@ -32,6 +32,7 @@ from pydantic_config import BaseConfig
 from harbor_env.agent import ModelCredentials, model_credentials
 from harbor_env.memory import heap_trimmer
 from harbor_env.outcome import Outcome, TrialFailed, interpret
+from harbor_env.rewards import declared_range
 from harbor_env.taskset import HarborTaskData
 
 logger = logging.getLogger(__name__)
@@ -217,8 +218,9 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
                 trial = await Trial.create(trial_config.model_copy(deep=True))
                 trial_dir = trial.paths.trial_dir
                 guard_verifier_inputs(trial)
+                reward_range = declared_range(trial.task.config.metadata, trial.task.paths.config_path)
                 result = await trial.run()
-            outcome = interpret(result)
+            outcome = interpret(result, reward_range)
             if self.config.keep_trials:
                 outcome.info["harbor_trial_dir"] = str(trial_dir)
             return result, outcome

@@ -16,6 +16,8 @@ import verifiers.v1 as vf
 from harbor.models.task.task import Task as HarborTask_
 from pydantic import Field, ValidationError
 
+from harbor_env.rewards import RewardRuleError, declared_range
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TASKS_PATH = "datasets/harbor_tasks"
@@ -84,6 +86,10 @@ def validate_task_dir(task_dir: Path) -> HarborTask_:
         raise InvalidTaskError(f"{task_dir}: multi-step tasks ([[steps]]) are not supported yet")
     if not task.instruction.strip():
         raise InvalidTaskError(f"{task_dir / 'instruction.md'}: empty instruction")
+    try:
+        declared_range(task.config.metadata, task_dir / "task.toml")
+    except RewardRuleError as exc:
+        raise InvalidTaskError(str(exc)) from None
     return task
 
 

@@ -40,12 +40,14 @@ from harbor.models.task.config import NetworkMode, NetworkPolicy
 from harbor.models.trial.config import ResourceMode
 from pydantic import ValidationError
 
+from harbor_env.sandbox import reaper
+from harbor_env.sandbox.capabilities import init_bwrap_args, privilege_drop
 from harbor_env.sandbox.config import LocalSandboxConfig
-from harbor_env.sandbox.dockerfile import CopyStep, ImageLayout, parse_dockerfile
+from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, CopyStep, ImageLayout, parse_dockerfile
 from harbor_env.sandbox.filesystem import Bind, RootFilesystem, normalize
 from harbor_env.sandbox.limits import CgroupLimits, Limits
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
 # Directories every sandbox owns privately, besides the working directory and home.
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/logs", "/tests", "/solution")
@@ -214,7 +216,7 @@ class LocalSandbox(BaseEnvironment):
     # ------------------------------------------------------------------ lifecycle
 
     def _require_tools(self) -> None:
-        for tool, package in (("bwrap", "bubblewrap"), ("nsenter", "util-linux")):
+        for tool, package in (("bwrap", "bubblewrap"), ("nsenter", "util-linux"), ("setpriv", "util-linux")):
             path = shutil.which(tool)
             if path is None:
                 raise SandboxError(
@@ -248,6 +250,8 @@ class LocalSandbox(BaseEnvironment):
     def _plan_filesystem(self, root: Path, parent: Path) -> RootFilesystem:
         workdir = self._workdir()
         fs = RootFilesystem(root=root, base=self._base)
+        if self.config.rootfs is None:
+            fs.allowed = {normalize(p) for p in self.config.host_paths}
         fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
         fs.hidden = self._hidden_paths(parent) - fs.owned
         for mount in self._mounts:
@@ -351,11 +355,14 @@ class LocalSandbox(BaseEnvironment):
         parent = self._sandbox_parent()
         name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', self.session_id)[:80]}-{uuid.uuid4().hex[:8]}"
         self._dir = parent / name
+        await asyncio.to_thread(reaper.reap_now_and_then, parent)
         try:
             root = self._dir / "root"
             root.mkdir(parents=True)
+            reaper.record_owner(self._dir, [])
             self._fs = self._plan_filesystem(root, parent)
             self._apply_limits(name)
+            reaper.record_owner(self._dir, self._cgroup.groups if self._cgroup else [])
             await self._spawn_init()
         except BaseException:
             await self._teardown(delete=True)
@@ -370,15 +377,21 @@ class LocalSandbox(BaseEnvironment):
         argv = [
             self._tools["bwrap"],
             *self._fs.bwrap_args(),
+            *privilege_drop(self._tools["setpriv"]).bwrap_args(),
             *self._namespace_args(),
+            *init_bwrap_args(),
+            # The sandbox dies with this process, whatever its commands hold open: the kernel
+            # sends its init SIGKILL when the owner exits (stdin EOF below is the second way).
+            "--die-with-parent",
+            # Our shell is PID 1 (bash reaps orphans): signals from inside cannot kill it.
+            "--as-pid-1",
             "--info-fd",
             str(info_write),
             "--",
-            "/bin/sh",
+            self._init_shell(),
             "-c",
             # Tell the host we are ready, then live until the host closes our stdin (this
-            # process died). Then kill the whole namespace: bwrap's init would otherwise wait
-            # for daemons the agent started (tmux) and keep the sandbox alive.
+            # process died). Then kill the whole namespace.
             "echo ready; read _; kill -KILL -1",
         ]
         if self._storage_mb is not None:
@@ -414,6 +427,10 @@ class LocalSandbox(BaseEnvironment):
             ) from None
         finally:
             os.close(info_read)
+
+    def _init_shell(self) -> str:
+        # bash reaps the orphans reparented to it; dash as PID 1 would leave them as zombies.
+        return "/bin/bash" if (self._base / "bin/bash").exists() else "/bin/sh"
 
     def _with_storage_quota(self, argv: list[str]) -> list[str]:
         """Run the init on a writable root of `storage_mb`: writing more fails with ENOSPC.
@@ -465,6 +482,7 @@ class LocalSandbox(BaseEnvironment):
             if delete:
                 await asyncio.to_thread(shutil.rmtree, self._dir, ignore_errors=True)
             else:
+                reaper.release(self._dir)
                 self.logger.info(f"local sandbox: kept {self._dir}")
             self._dir = None
 
@@ -485,9 +503,9 @@ class LocalSandbox(BaseEnvironment):
 
     # ------------------------------------------------------------------ exec
 
-    def _user_args(self, user: str | int | None) -> tuple[list[str], str]:
+    def _user_args(self, user: str | int | None) -> tuple[tuple[int, int] | None, str]:
         if user in (None, "root", 0, "0"):
-            return [], "/root"
+            return None, "/root"
         entry = _passwd_entry(self._base, int(user) if isinstance(user, str) and user.isdigit() else user)
         if entry is None:
             raise ValueError(f"local sandbox: user {user!r} does not exist in {self._base / 'etc/passwd'}")
@@ -498,19 +516,21 @@ class LocalSandbox(BaseEnvironment):
                 ("user", str(user)),
                 f"local sandbox: cannot switch to user {user!r} without root on the host; running as the sandbox's root",
             )
-            return [], "/root"
-        return ["-S", str(uid), "-G", str(gid)], home
+            return None, "/root"
+        return (uid, gid), home
 
     def _enter_argv(self, user: str | int | None, *command: str) -> tuple[list[str], str]:
         if self._init_pid is None or self._process is None:
             raise SandboxError("local sandbox: not running (start() was not called, or it was stopped)")
         if self._process.returncode is not None:
             raise SandboxError(f"local sandbox: its init exited with {self._process.returncode}; the sandbox is gone")
-        user_args, home = self._user_args(user)
+        ids, home = self._user_args(user)
         namespaces = ["-m", "-u", "-i", "-p"] + ([] if not self._network_isolated else ["-n"])
         if os.geteuid() != 0:
             namespaces = ["-U", "--preserve-credentials", *namespaces]
-        argv = [self._tools["nsenter"], "-t", str(self._init_pid), *namespaces, "-r", "-w", *user_args, "--", *command]
+        # nsenter needs the host's capabilities to join; setpriv then drops them (capabilities.py).
+        drop = privilege_drop(self._tools["setpriv"]).argv(*(ids or (None, None)))
+        argv = [self._tools["nsenter"], "-t", str(self._init_pid), *namespaces, "-r", "-w", "--", *drop, *command]
         if self._cgroup is not None:
             argv = self._cgroup.wrap(argv)
         return argv, home
