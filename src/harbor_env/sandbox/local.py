@@ -29,7 +29,7 @@ import tempfile
 import tomllib
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harbor.environments.base import BaseEnvironment, ExecResult
 from harbor.environments.capabilities import (
@@ -38,6 +38,7 @@ from harbor.environments.capabilities import (
 )
 from harbor.models.task.config import NetworkMode, NetworkPolicy
 from harbor.models.trial.config import ResourceMode
+from harbor.models.trial.paths import EnvironmentPaths
 from pydantic import ValidationError
 
 from harbor_env.sandbox import reaper
@@ -46,6 +47,7 @@ from harbor_env.sandbox.config import LocalSandboxConfig
 from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, CopyStep, ImageLayout, parse_dockerfile
 from harbor_env.sandbox.filesystem import Bind, RootFilesystem, normalize
 from harbor_env.sandbox.limits import CgroupLimits, Limits
+from harbor_env.verifier_isolation import run_isolation_command
 
 DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
@@ -59,6 +61,8 @@ QUOTA_ROOT_SCRIPT = (
     'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" '
     '&& mount --bind "$quota" "$root" && exec "$@"'
 )
+VERIFIER_MODE_KEY = "verifier_sandbox"
+VERIFIER_DIR = str(EnvironmentPaths.verifier_dir)
 _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
 _warned: set[tuple[str, ...]] = set()
 
@@ -88,12 +92,24 @@ def _passwd_entry(base: Path, user: str | int) -> tuple[int, int, str] | None:
     return None
 
 
-def _task_states_network(task_dir: Path) -> bool:
-    """Whether task.toml says anything about the network (anywhere in it)."""
+def _task_toml(task_dir: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads((task_dir / "task.toml").read_text())
+        return tomllib.loads((task_dir / "task.toml").read_text())
     except (OSError, tomllib.TOMLDecodeError):
-        return False
+        return {}
+
+
+def _task_verifier_mode(task_dir: Path, data: dict[str, Any]) -> str | None:
+    """A task's own choice of verifier sandbox: `[metadata] verifier_sandbox` in task.toml."""
+    metadata = data.get("metadata")
+    mode = metadata.get(VERIFIER_MODE_KEY) if isinstance(metadata, dict) else None
+    if mode is not None and mode not in ("fresh", "shared"):
+        raise SandboxError(f"{task_dir / 'task.toml'}: [metadata] {VERIFIER_MODE_KEY} must be \"fresh\" or \"shared\", got {mode!r}")
+    return mode
+
+
+def _task_states_network(data: dict[str, Any]) -> bool:
+    """Whether task.toml says anything about the network (anywhere in it)."""
 
     def mentions(node: Any) -> bool:
         if isinstance(node, dict):
@@ -144,7 +160,9 @@ class LocalSandbox(BaseEnvironment):
         self._tools: dict[str, str] = {}
         self._storage_mb: int | None = None
         super().__init__(*args, **kwargs)
-        self._task_states_network = _task_states_network(self.environment_dir.parent)
+        task_toml = _task_toml(self.environment_dir.parent)
+        self._task_states_network = _task_states_network(task_toml)
+        self.verifier_mode = _task_verifier_mode(self.environment_dir.parent, task_toml) or self.config.verifier
 
     @staticmethod
     def type() -> str:
@@ -247,7 +265,7 @@ class LocalSandbox(BaseEnvironment):
             hidden -= {"/root", "/home"}
         return {normalize(p) for p in hidden if p.startswith("/") and normalize(p) != "/"}
 
-    def _plan_filesystem(self, root: Path, parent: Path) -> RootFilesystem:
+    def _plan_filesystem(self, root: Path, parent: Path, *, for_verifier: bool = False) -> RootFilesystem:
         workdir = self._workdir()
         fs = RootFilesystem(root=root, base=self._base)
         if self.config.rootfs is None:
@@ -257,7 +275,9 @@ class LocalSandbox(BaseEnvironment):
         for mount in self._mounts:
             if mount.get("type", "bind") != "bind":
                 raise SandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
-            fs.binds.append(Bind(Path(mount["source"]), mount["target"], bool(mount.get("read_only"))))
+            # The verifier's sandbox writes only its own log folder (the reward).
+            read_only = bool(mount.get("read_only")) or (for_verifier and normalize(mount["target"]) != VERIFIER_DIR)
+            fs.binds.append(Bind(Path(mount["source"]), mount["target"], read_only))
             Path(mount["source"]).mkdir(parents=True, exist_ok=True)
         for owned in fs.owned:
             target = root / owned.lstrip("/")
@@ -352,6 +372,14 @@ class LocalSandbox(BaseEnvironment):
     async def start(self, force_build: bool) -> None:
         self._require_tools()
         self._layout = self._read_layout()
+        await self._create(for_verifier=False)
+        self._base_env = {"PATH": DEFAULT_PATH, "HOSTNAME": "sandbox", **self._layout.env}
+        await self._apply_network_policy(self._network_policy)
+        await self._upload_environment_dir_after_start()
+
+    async def _create(self, *, for_verifier: bool) -> None:
+        """A new sandbox from the task's environment; for the verifier, with an empty WORKDIR
+        (the agent's is moved in) and every mount but the verifier's read-only."""
         parent = self._sandbox_parent()
         name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', self.session_id)[:80]}-{uuid.uuid4().hex[:8]}"
         self._dir = parent / name
@@ -360,16 +388,49 @@ class LocalSandbox(BaseEnvironment):
             root = self._dir / "root"
             root.mkdir(parents=True)
             reaper.record_owner(self._dir, [])
-            self._fs = self._plan_filesystem(root, parent)
+            self._fs = self._plan_filesystem(root, parent, for_verifier=for_verifier)
+            if for_verifier:
+                workdir = root / self._workdir().lstrip("/")
+                await asyncio.to_thread(shutil.rmtree, workdir)
+                workdir.mkdir(parents=True)
             self._apply_limits(name)
             reaper.record_owner(self._dir, self._cgroup.groups if self._cgroup else [])
             await self._spawn_init()
         except BaseException:
             await self._teardown(delete=True)
             raise
-        self._base_env = {"PATH": DEFAULT_PATH, "HOSTNAME": "sandbox", **self._layout.env}
-        await self._apply_network_policy(self._network_policy)
-        await self._upload_environment_dir_after_start()
+
+    # ------------------------------------------------------------------ verifier
+
+    async def prepare_verifier(self) -> None:
+        """Called when verification starts (verifier_isolation.py): in shared mode, stop the
+        agent's processes and re-create the verifier's folders in this sandbox; in fresh mode,
+        move the agent's final WORKDIR into a new sandbox and run the tests there."""
+        await run_isolation_command(self)
+        if self.verifier_mode == "fresh":
+            await self._respawn_with_workdir()
+
+    async def _respawn_with_workdir(self) -> None:
+        old_dir = self._dir
+        assert old_dir is not None
+        archive = old_dir / "workdir.tar"
+        workdir = self._workdir()
+        # tar inside the sandbox: links the agent planted are archived as links, never followed
+        # on the host; the archive lives in the sandbox's host folder, which no sandbox sees.
+        with archive.open("wb") as out:
+            code, _, stderr = await self._run(["tar", "-C", workdir, "-cf", "-", "."], user=None, stdout=out)
+        if code not in (0, 1):  # 1: a file changed while read (nothing of the agent runs now)
+            raise SandboxError(f"local sandbox: cannot archive {workdir} for the verifier: {stderr.decode(errors='replace').strip()}")
+        await self._stop_processes()
+        self._dir = None
+        try:
+            await self._create(for_verifier=True)
+            with archive.open("rb") as source:
+                code, _, stderr = await self._run(["tar", "-C", workdir, "-xpf", "-"], user=None, stdin=source)
+            if code != 0:
+                raise SandboxError(f"local sandbox: cannot restore {workdir} for the verifier: {stderr.decode(errors='replace').strip()}")
+        finally:
+            await asyncio.to_thread(shutil.rmtree, old_dir, ignore_errors=True)
 
     async def _spawn_init(self) -> None:
         assert self._fs is not None and self._dir is not None
@@ -460,6 +521,17 @@ class LocalSandbox(BaseEnvironment):
         await self._teardown(delete=delete and not self.config.keep)
 
     async def _teardown(self, *, delete: bool) -> None:
+        await self._stop_processes()
+        if self._dir is not None:
+            if delete:
+                await asyncio.to_thread(shutil.rmtree, self._dir, ignore_errors=True)
+            else:
+                reaper.release(self._dir)
+                self.logger.info(f"local sandbox: kept {self._dir}")
+            self._dir = None
+
+    async def _stop_processes(self) -> None:
+        """Kill the sandbox's init (and with it every process in it) and remove its cgroups."""
         process, self._process = self._process, None
         if process is not None:
             if process.stdin is not None:
@@ -478,13 +550,6 @@ class LocalSandbox(BaseEnvironment):
         if self._cgroup is not None:
             await asyncio.to_thread(self._cgroup.destroy)
             self._cgroup = None
-        if self._dir is not None:
-            if delete:
-                await asyncio.to_thread(shutil.rmtree, self._dir, ignore_errors=True)
-            else:
-                reaper.release(self._dir)
-                self.logger.info(f"local sandbox: kept {self._dir}")
-            self._dir = None
 
     # ------------------------------------------------------------------ network
 
@@ -541,20 +606,24 @@ class LocalSandbox(BaseEnvironment):
         *,
         user: str | int | None,
         env: dict[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: bytes | IO[bytes] | None = None,
+        stdout: IO[bytes] | None = None,
         timeout_sec: float | None = None,
     ) -> tuple[int, bytes, bytes]:
+        """Run `command` in the sandbox: (exit code, stdout, stderr). stdin: bytes, or a file
+        it reads; stdout: a file it writes to instead of the bytes returned."""
         argv, home = self._enter_argv(user, *command)
+        piped_stdin = isinstance(stdin, bytes)
         process = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.PIPE if piped_stdin else (stdin or asyncio.subprocess.DEVNULL),
+            stdout=stdout or asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={"HOME": home, **self._base_env, **(env or {})},
             start_new_session=True,  # one process group, killed as a whole on timeout
         )
         try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout_sec)
+            out, stderr = await asyncio.wait_for(process.communicate(stdin if piped_stdin else None), timeout_sec)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -563,7 +632,7 @@ class LocalSandbox(BaseEnvironment):
             raise
         code = process.returncode or 0
         # A command killed by a signal reads as 128+N, as a shell and `docker exec` report it.
-        return (128 - code if code < 0 else code), stdout, stderr
+        return (128 - code if code < 0 else code), out or b"", stderr
 
     async def exec(
         self,
