@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -423,6 +424,13 @@ async def main():
     try:
         result = await sandbox.exec("id -u; tmux new -d -s t && tmux ls")
         print("STARTED", result.return_code, result.stdout)
+        await sandbox.exec("echo 42 > /app/kept; echo x > /root/dropped; "
+                           "nohup setsid sh -c 'while :; do echo 1 > /logs/verifier/reward.txt; sleep 0.01; done' >/dev/null 2>&1 &")
+        mounted = await sandbox.exec("mount -t tmpfs x /tmp && echo MOUNTED; grep CapBnd /proc/self/status")
+        await sandbox.prepare_verifier()
+        await asyncio.sleep(0.2)
+        after = await sandbox.exec("echo verifier: $(ls /logs/verifier); cat /app/kept; ls /root")
+        print("MOUNT", mounted.stdout, "AFTER", after.stdout)
     finally:
         await sandbox.stop(delete=True)
 asyncio.run(main())
@@ -449,6 +457,9 @@ def test_runs_without_root(work: Path) -> None:
     """GPU clusters often give no root: bubblewrap then makes its own user namespace."""
     result = _run_as_unprivileged_user(work, nested_namespaces=0)
     assert "STARTED 0 0\nt: 1 windows" in result.stdout, result.stdout + result.stderr
+    # Without root too: no mount, a lingering writer stopped, only WORKDIR reaches the verifier.
+    assert "MOUNTED" not in result.stdout and f"CapBnd:\t{BOUNDING_SET}" in result.stdout, result.stdout
+    assert "AFTER verifier:\n42\n" in result.stdout, result.stdout
 
 
 def test_unusable_namespaces_are_a_clear_error(work: Path) -> None:
@@ -457,3 +468,118 @@ def test_unusable_namespaces_are_a_clear_error(work: Path) -> None:
     assert "ERROR: local sandbox: bubblewrap failed to start the sandbox" in result.stdout, result.stdout + result.stderr
     assert "user.max_user_namespaces" in result.stdout
     assert not any((work / "sandboxes").iterdir())
+
+
+# ---------------------------------------------------------------------------- hardening (issue 14)
+
+# setpriv's bounding set, as /proc/PID/status shows it: Docker's defaults less MKNOD, NET_RAW,
+# AUDIT_WRITE and SETFCAP.
+BOUNDING_SET = "00000000000405fb"
+
+
+async def test_commands_cannot_mount_or_take_over_the_init(work: Path) -> None:
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        status = await sandbox.exec("grep -E 'CapBnd|CapAmb|NoNewPrivs' /proc/self/status")
+        assert f"CapBnd:\t{BOUNDING_SET}" in status.stdout and "CapAmb:\t0000000000000000" in status.stdout
+        assert "NoNewPrivs:\t1" in status.stdout
+        for attempt in ("mount -t tmpfs none /tmp", "mount -o remount,rw /usr", "mount --bind /tmp /tests",
+                        "mknod /tmp/disk b 8 0", "unshare -m true", "echo x > /sys/kernel/uevent_helper"):  # fmt: skip
+            result = await sandbox.exec(attempt)
+            assert result.return_code != 0, attempt
+        if os.geteuid() == 0:  # the init keeps a capability commands lack: no ptrace, no held pipe
+            held = await sandbox.exec("exec 9>/proc/1/fd/0 && echo HELD")
+            assert held.return_code != 0 and "HELD" not in (held.stdout or "")
+        # What tasks do as root still works.
+        assert (await sandbox.exec("touch /app/f && chown 1000:1000 /app/f && chmod 600 /app/f && stat -c %u /app/f")).stdout == "1000\n"
+
+
+async def test_env_path_expands_as_docker_does(work: Path) -> None:
+    task = write_task(work, dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nENV PATH=/app/bin:$PATH\nENV B=${PATH}-x\n")
+    async with running(make_sandbox(task, work)) as sandbox:
+        result = await sandbox.exec('echo "$PATH"; tmux -V')
+        assert result.return_code == 0, result
+        assert result.stdout.splitlines()[0] == "/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+async def test_a_binary_dockerfile_is_named(work: Path) -> None:
+    task = write_task(work)
+    (task / "environment" / "Dockerfile").write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe")
+    with pytest.raises(ValueError, match=r"environment/Dockerfile: not a text file \(byte 8 is not UTF-8\)"):
+        await make_sandbox(task, work).start(force_build=False)
+
+
+@pytest.mark.parametrize("quota", [False, True], ids=["host-root", "storage-quota"])
+async def test_a_fresh_verifier_holds_only_the_agents_workdir(quota: bool, work: Path) -> None:
+    if quota and os.geteuid() != 0:
+        pytest.skip("the storage quota needs root on the host")
+    task = write_task(work, task_toml="[environment]\nstorage_mb = 64\n" if quota else "", files={"environment/seed.txt": "seed\n"},
+                      dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nCOPY seed.txt /app/\n")  # fmt: skip
+    async with running(make_sandbox(task, work)) as sandbox:
+        setup = "rm /app/seed.txt; echo 42 > /app/answer; mkdir -p /app/d/e; ln -s /etc/passwd /app/link; mkfifo /app/fifo; "
+        setup += "echo x > /root/.planted; echo x > /tmp/planted; echo x > /logs/agent/log; tmux new -d -s t 'sleep 1000'"
+        assert (await sandbox.exec(setup)).return_code == 0
+        old_dir = sandbox.sandbox_dir
+        await sandbox.prepare_verifier()
+        assert sandbox.sandbox_dir != old_dir and not old_dir.exists()
+        listing = await sandbox.exec("ls -A /app /root /tmp; cat /app/answer; readlink /app/link; ps -e | grep -c sleep")
+        assert listing.stdout.split("\n\n")[0] == "/app:\nanswer\nd\nfifo\nlink", listing.stdout
+        assert ".planted" not in listing.stdout and "planted" not in listing.stdout
+        assert "42\n/etc/passwd\n0\n" in listing.stdout
+        # Its only writable log folder is the verifier's.
+        assert (await sandbox.exec("echo x > /logs/agent/other")).return_code != 0
+        assert (await sandbox.exec("echo 1 > /logs/verifier/reward.txt")).return_code == 0
+
+
+HELD_PIPE_OWNER = """
+import asyncio, os, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from conftest import make_sandbox
+async def main():
+    sandbox = make_sandbox(Path({task!r}), Path({work!r}), "held")
+    await sandbox.start(force_build=False)
+    # Keep a write end of the init's stdin open from inside (or try to), then crash.
+    await sandbox.exec("tmux new-session -d -s held 'exec 9>/proc/1/fd/0; sleep 1000'; (setsid sleep 1000 >/dev/null 2>&1 &)")
+    print(sandbox.init_pid, sandbox.sandbox_dir, flush=True)
+    os._exit(0)
+asyncio.run(main())
+"""
+
+
+def test_a_killed_owner_leaves_nothing_running_and_its_leftovers_are_reaped(work: Path) -> None:
+    from harbor_env.sandbox import reaper
+
+    task = write_task(work, task_toml="[environment]\nmemory_mb = 256\n")
+    script = HELD_PIPE_OWNER.format(tests=str(REPO / "tests"), task=str(task), work=str(work))
+    result = subprocess.run([os.sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    init_pid, sandbox_dir = result.stdout.split()
+    namespace = pid_namespace(int(init_pid))
+    deadline = time.monotonic() + 10
+    while namespace is not None and processes_in(namespace) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = processes_in(namespace) if namespace else []
+    for pid in survivors:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert survivors == []
+    # Its folder and cgroups outlive it until the next start (or the command) reaps them.
+    groups = json.loads((Path(sandbox_dir) / reaper.OWNER_FILE).read_text())["cgroups"]
+    assert Path(sandbox_dir).is_dir() and all(Path(g).is_dir() for g in groups)
+    command = subprocess.run([os.sys.executable, "-m", "harbor_env.sandbox.reaper", str(work / "sandboxes")],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert f"reaped {sandbox_dir}" in command.stdout, command.stdout + command.stderr
+    assert not Path(sandbox_dir).exists() and not any(Path(g).exists() for g in groups)
+
+
+async def test_the_next_start_reaps_dead_owners_but_not_live_or_kept_ones(work: Path) -> None:
+    from harbor_env.sandbox import reaper
+
+    parent = work / "sandboxes"
+    dead, kept = parent / "dead-owner", parent / "kept"
+    for folder in (dead, kept):
+        (folder / "root").mkdir(parents=True)
+    (dead / reaper.OWNER_FILE).write_text(json.dumps({"pid": 2**22 + 7, "start": "1", "cgroups": []}))
+    reaper._last_reaped.clear()
+    async with running(make_sandbox(write_task(work), work)) as live:
+        assert not dead.exists() and kept.is_dir() and live.sandbox_dir.is_dir()
+        assert json.loads((live.sandbox_dir / reaper.OWNER_FILE).read_text())["pid"] == os.getpid()
