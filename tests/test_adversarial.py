@@ -31,12 +31,23 @@ sleep 0.3
 """
 FORGE = "echo '{\"reward\": 1}' > /logs/verifier/reward.json"
 LOOP = f"while :; do {FORGE} 2>/dev/null; sleep 0.01; done"
+# Writer scripts first (no quoting inside quotes), then each way of leaving one running.
+SCRIPTS = f"""cat > /tmp/w.sh <<'EOF'
+{LOOP}
+EOF
+cat > /tmp/r.sh <<'EOF'
+while :; do ( {FORGE} ) & sleep 0.005; done
+EOF
+cat > /tmp/g.sh <<'EOF'
+while :; do echo garbage > /logs/verifier/reward.json; sleep 0.01; done
+EOF
+"""
 LINGERING_WRITERS = {
-    "nohup-setsid": f"nohup setsid bash -c '{LOOP}' >/dev/null 2>&1 &",
-    "disowned-subshell": f"( bash -c '{LOOP}' & ) ; bash -c '{LOOP}' & disown",
-    "tmux-session": f"tmux new-session -d -s writer \"bash -c '{LOOP}'\"",
-    "respawning": f"nohup bash -c 'while :; do ( {FORGE} ) & sleep 0.005; done' >/dev/null 2>&1 &",
-    "unparsable-reward": "nohup bash -c 'while :; do echo garbage > /logs/verifier/reward.json; sleep 0.01; done' >/dev/null 2>&1 &",
+    "nohup-setsid": "nohup setsid bash /tmp/w.sh >/dev/null 2>&1 &",
+    "disowned-subshell": "( bash /tmp/w.sh & ) ; bash /tmp/w.sh & disown",
+    "tmux-session": "tmux new-session -d -s writer 'bash /tmp/w.sh'",
+    "respawning": "nohup bash /tmp/r.sh >/dev/null 2>&1 &",
+    "unparsable-reward": "nohup setsid bash /tmp/g.sh >/dev/null 2>&1 &",
 }
 MODES = ["fresh", "shared"]
 
@@ -80,7 +91,7 @@ def assert_scored_zero(trace) -> None:
 async def test_lingering_writers_cannot_forge_the_reward(writer: str, mode: str, client: EnvClient, tokenizer: Path,
                                                          work: Path, nothing_left) -> None:  # fmt: skip
     data = probe_task(work / "tasks", f"{writer}-{mode}", mode)
-    trace = await attack(client, tokenizer, data, terminus_reply(run_script(LINGERING_WRITERS[writer])))
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(SCRIPTS + LINGERING_WRITERS[writer])))
     assert_scored_zero(trace)
 
 
@@ -96,11 +107,12 @@ async def test_user_site_packages_cannot_reach_a_fresh_verifier(client: EnvClien
     """A `.pth` file runs in every Python the tests start; the fresh verifier sandbox holds only
     WORKDIR, so the agent's home (and its site-packages) is not there. (Shared mode cannot stop
     this: see the README's security table.)"""
-    plant = (
-        'site=$(python3 -m site --user-site) && mkdir -p "$site" && '
-        f"echo \"import os; os.system('''{FORGE}''')\" > \"$site/zz-forge.pth\" && python3 -c 'pass' && "
-        "cat /logs/verifier/reward.json && rm /logs/verifier/reward.json"
-    )
+    plant = """site=$(python3 -m site --user-site) && mkdir -p "$site"
+cat > "$site/zz-forge.pth" <<'EOF'
+import os; open("/logs/verifier/reward.json", "w").write('{"reward": 1}')
+EOF
+python3 -c pass && cat /logs/verifier/reward.json && rm /logs/verifier/reward.json
+"""
     data = probe_task(work / "tasks", "pth", "fresh")
     trace = await attack(client, tokenizer, data, terminus_reply(run_script(plant)))
     assert_scored_zero(trace)
@@ -140,13 +152,17 @@ async def test_mounts_remounts_and_cgroups_are_refused(mode: str, client: EnvCli
     or lift the limits (a fresh cgroup hierarchy). Each must fail."""
     marker = Path("/etc") / f"harbor-env-escape-{os.getpid()}-{mode}"
     escape = f"""
-printf '#!/bin/sh\\n{FORGE}\\n' > /tmp/python3; chmod +x /tmp/python3
+cat > /tmp/python3 <<'EOF'
+#!/bin/sh
+{FORGE}
+EOF
+chmod +x /tmp/python3
 mount --bind /tmp/python3 /usr/bin/python3 && echo MOUNTED-PYTHON
 mkdir -p /tmp/tests && cp /tmp/python3 /tmp/tests/test.sh && mount --bind /tmp/tests /tests && echo MOUNTED-TESTS
 mount -o remount,rw,bind /etc && touch {marker} && echo REMOUNTED
-mkdir -p /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg && echo CGROUP-MOUNTED
+printf '#!/bin/sh\\ntouch {marker}\\n' > /tmp/agent.sh; chmod +x /tmp/agent.sh
+mkdir -p /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg && echo CGROUP-MOUNTED && echo /tmp/agent.sh > /tmp/cg/release_agent && echo RELEASE-AGENT
 mkdir -p /tmp/cg2 && mount -t cgroup2 none /tmp/cg2 && echo $$ > /tmp/cg2/cgroup.procs && echo CGROUP-ESCAPED
-echo "#!/bin/sh\\ntouch {marker}" > /tmp/agent.sh; echo /tmp/agent.sh > /tmp/cg/release_agent && echo RELEASE-AGENT
 mknod /tmp/disk b 8 0 && echo MKNOD
 ls /sys/fs/cgroup >/dev/null && echo x > /sys/fs/cgroup/release_agent && echo SYSFS-WRITE
 """

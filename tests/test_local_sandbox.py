@@ -330,7 +330,11 @@ async def test_storage_quota_stops_a_disk_filler(work: Path) -> None:
         (work / "upload.txt").write_text("uploaded\n")
         await sandbox.upload_file(work / "upload.txt", "/tests/upload.txt")
         assert (await sandbox.exec("cat /tests/upload.txt")).stdout == "uploaded\n"
+        # The agent's log folder counts too; what it holds reaches the trial at the end.
+        fill = await sandbox.exec("dd if=/dev/zero of=/logs/agent/fill bs=1M count=100 2>&1; rm /logs/agent/fill; echo kept > /logs/agent/note")
+        assert "No space left on device" in fill.stdout, fill
         sandbox_dir = sandbox.sandbox_dir
+    assert (work / "trials" / "probe" / "agent" / "note").read_text() == "kept\n"
     # Nothing reached the host's disk, and the quota's tmpfs went with the sandbox.
     assert abs(shutil.disk_usage(work).free - free_before) < 16 * 1024 * 1024
     assert str(sandbox_dir) not in Path("/proc/self/mountinfo").read_text()

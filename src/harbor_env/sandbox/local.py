@@ -63,6 +63,7 @@ QUOTA_ROOT_SCRIPT = (
 )
 VERIFIER_MODE_KEY = "verifier_sandbox"
 VERIFIER_DIR = str(EnvironmentPaths.verifier_dir)
+AGENT_DIR = str(EnvironmentPaths.agent_dir)
 _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
 _warned: set[tuple[str, ...]] = set()
 
@@ -121,6 +122,20 @@ def _task_states_network(data: dict[str, Any]) -> bool:
     return mentions(data)
 
 
+def _extract_within(archive: Path, target: Path) -> None:
+    """Extract an archive the agent made: members tarfile's data filter refuses (absolute or
+    escaping links, devices) are skipped, not raised."""
+
+    def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        try:
+            return tarfile.data_filter(member, path)
+        except tarfile.FilterError:
+            return None
+
+    with contextlib.suppress(tarfile.TarError), tarfile.open(archive) as tar:
+        tar.extractall(target, filter=safe)
+
+
 def _empty_host_dir(directory: Path, chmod: bool) -> None:
     """Create `directory` or remove what is in it (never following symlinks); chmod 777 on request."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -159,6 +174,7 @@ class LocalSandbox(BaseEnvironment):
         self._base_env: dict[str, str] = {}
         self._tools: dict[str, str] = {}
         self._storage_mb: int | None = None
+        self._agent_logs_host: Path | None = None  # the trial's agent folder, while not bound
         super().__init__(*args, **kwargs)
         task_toml = _task_toml(self.environment_dir.parent)
         self._task_states_network = _task_states_network(task_toml)
@@ -272,9 +288,16 @@ class LocalSandbox(BaseEnvironment):
             fs.allowed = {normalize(p) for p in self.config.host_paths}
         fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
         fs.hidden = self._hidden_paths(parent) - fs.owned
+        self._agent_logs_host = None
         for mount in self._mounts:
             if mount.get("type", "bind") != "bind":
                 raise SandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
+            if self._storage_mb is not None and not for_verifier and normalize(mount["target"]) == AGENT_DIR:
+                # Under a quota the agent's log folder is part of the quota's tmpfs, so the agent
+                # cannot fill the host's disk through it; it is copied to the trial at the end.
+                self._agent_logs_host = Path(mount["source"])
+                fs.owned.add(AGENT_DIR)
+                continue
             # The verifier's sandbox writes only its own log folder (the reward).
             read_only = bool(mount.get("read_only")) or (for_verifier and normalize(mount["target"]) != VERIFIER_DIR)
             fs.binds.append(Bind(Path(mount["source"]), mount["target"], read_only))
@@ -388,13 +411,13 @@ class LocalSandbox(BaseEnvironment):
             root = self._dir / "root"
             root.mkdir(parents=True)
             reaper.record_owner(self._dir, [])
+            self._apply_limits(name)
+            reaper.record_owner(self._dir, self._cgroup.groups if self._cgroup else [])
             self._fs = self._plan_filesystem(root, parent, for_verifier=for_verifier)
             if for_verifier:
                 workdir = root / self._workdir().lstrip("/")
                 await asyncio.to_thread(shutil.rmtree, workdir)
                 workdir.mkdir(parents=True)
-            self._apply_limits(name)
-            reaper.record_owner(self._dir, self._cgroup.groups if self._cgroup else [])
             await self._spawn_init()
         except BaseException:
             await self._teardown(delete=True)
@@ -407,6 +430,7 @@ class LocalSandbox(BaseEnvironment):
         agent's processes and re-create the verifier's folders in this sandbox; in fresh mode,
         move the agent's final WORKDIR into a new sandbox and run the tests there."""
         await run_isolation_command(self)
+        await self._sync_agent_logs()
         if self.verifier_mode == "fresh":
             await self._respawn_with_workdir()
 
@@ -518,7 +542,22 @@ class LocalSandbox(BaseEnvironment):
         return f"local sandbox: bubblewrap failed to start the sandbox: {stderr or 'no output'}; {hint}"
 
     async def stop(self, delete: bool) -> None:
-        await self._teardown(delete=delete and not self.config.keep)
+        try:
+            await self._sync_agent_logs()
+        finally:
+            await self._teardown(delete=delete and not self.config.keep)
+
+    async def _sync_agent_logs(self) -> None:
+        """Copy the agent's log folder from the quota's tmpfs into the trial (once the agent is
+        done): through tar, as links and files, skipping whatever would land outside it."""
+        host, self._agent_logs_host = self._agent_logs_host, None
+        if host is None or self._dir is None or self._process is None or self._process.returncode is not None:
+            return
+        archive = self._dir / "agent-logs.tar"
+        with archive.open("wb") as out:
+            await self._run(["tar", "-C", AGENT_DIR, "-cf", "-", "."], user=None, stdout=out, timeout_sec=60)
+        await asyncio.to_thread(_extract_within, archive, host)
+        archive.unlink()
 
     async def _teardown(self, *, delete: bool) -> None:
         await self._stop_processes()
