@@ -558,3 +558,20 @@ async def test_the_next_start_reaps_dead_owners_but_not_live_or_kept_ones(work: 
     async with running(make_sandbox(write_task(work), work)) as live:
         assert not dead.exists() and kept.is_dir() and live.sandbox_dir.is_dir()
         assert json.loads((live.sandbox_dir / reaper.OWNER_FILE).read_text())["pid"] == os.getpid()
+
+
+async def test_the_isolation_command_spares_only_the_chain_that_runs_it(work: Path) -> None:
+    """What every environment type runs when verification starts (docker, cloud, local shared
+    mode): the agent's processes die; the processes running the command (an exec daemon, here
+    a shell that waits for it) and the init live on."""
+    from harbor_env.verifier_isolation import isolation_command
+
+    async with running(make_sandbox(write_task(work), work, verifier="shared")) as sandbox:
+        await sandbox.exec("(setsid sleep 1000 >/dev/null 2>&1 &); tmux new -d -s t 'sleep 1000'; mkdir -p /logs/agent/x; "
+                           "rm -rf /tests; ln -s /logs/agent/x /tests; echo 1 > /logs/verifier/reward.txt")  # fmt: skip
+        result = await sandbox.exec(f"{isolation_command(sandbox)}; echo exit=$?; "
+                                    "for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null | sort | uniq -c")  # fmt: skip
+        assert "exit=0" in result.stdout, result
+        assert "sleep" not in result.stdout and "tmux" not in result.stdout, result.stdout
+        after = await sandbox.exec("ls -A /logs/verifier /logs/agent/x; test -d /tests && ! test -L /tests && echo tests-ok")
+        assert after.stdout == "/logs/agent/x:\n\n/logs/verifier:\ntests-ok\n", after.stdout
