@@ -47,7 +47,8 @@ class LocalSandboxConfig(BaseModel):
         default="fresh",
         description="fresh: the tests run in a new sandbox built from the task's environment "
         "holding only the agent's final WORKDIR. shared: they run in the agent's sandbox (Harbor's "
-        "default), after every agent process is stopped and the verifier's folders re-created.",
+        "default), after every agent process is stopped and the verifier's folders re-created. "
+        "A task may choose for itself: `[metadata] verifier_sandbox = \"shared\"` in task.toml.",
     )
     hide_paths: list[str] = Field(
         default_factory=list,

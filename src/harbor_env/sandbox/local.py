@@ -6,8 +6,12 @@ commands; every `exec` joins them with `nsenter`, so daemons an agent starts (tm
 from one command to the next exactly as in `docker exec`. Killing the init ends the PID
 namespace, and with it every process the sandbox ever started.
 
-If this Python process dies, the init reads EOF on its stdin and kills every process of the
-namespace, so a crash cannot leave a sandbox (or a daemon in it) running.
+If this Python process dies, the kernel kills the init (bubblewrap's parent-death signal; the
+init also ends on EOF of its stdin), so a crash cannot leave a sandbox (or a daemon in it)
+running; its folder and cgroups are reaped later (reaper.py). Commands run without the
+capabilities to mount or touch cgroups (capabilities.py). When verification starts,
+`prepare_verifier` stops the agent's processes and, in the default fresh mode, moves the
+agent's WORKDIR into a new sandbox for the tests (verifier_isolation.py).
 """
 
 from __future__ import annotations
