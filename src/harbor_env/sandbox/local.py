@@ -558,10 +558,15 @@ class LocalSandbox(BaseEnvironment):
         if host is None or self._dir is None or self._process is None or self._process.returncode is not None:
             return
         archive = self._dir / "agent-logs.tar"
-        with archive.open("wb") as out:
-            await self._run(["tar", "-C", AGENT_DIR, "-cf", "-", "."], user=None, stdout=out, timeout_sec=60)
-        await asyncio.to_thread(_extract_within, archive, host)
-        archive.unlink()
+        try:
+            with archive.open("wb") as out:
+                await self._run(["tar", "-C", AGENT_DIR, "-cf", "-", "."], user=None, stdout=out, timeout_sec=60)
+            await asyncio.to_thread(_extract_within, archive, host)
+        except (SandboxError, OSError, asyncio.TimeoutError) as exc:
+            # Logs only: the sandbox died under us, or the agent left something unreadable.
+            self.logger.warning(f"local sandbox: could not copy {AGENT_DIR} to {host}: {exc}")
+        finally:
+            archive.unlink(missing_ok=True)
 
     async def _teardown(self, *, delete: bool) -> None:
         await self._stop_processes()
