@@ -9,14 +9,13 @@ nothing of the episode is left running or on disk. The escape attempts need root
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_TASKS, descendant_processes, write_task
-from episodes import run_episode, task_data
+from episodes import SOLVING, run_episode, task_data
 from verifiers.v1.serve import EnvClient
 
 from harbor_env.testing.inference import FakeInferenceServer
@@ -181,9 +180,6 @@ ls /sys/fs/cgroup >/dev/null && echo x > /sys/fs/cgroup/release_agent && echo SY
 
 async def test_attacks_leave_the_env_server_serving(client: EnvClient, tokenizer: Path) -> None:
     """After every attack above, an honest episode on the same env server still scores."""
-    from episodes import SOLVING
-
     with FakeInferenceServer(tokenizer, SOLVING) as server:
         (trace,) = (await run_episode(client, server, tokenizer)).traces
     assert trace.ok and trace.reward == 1.0, trace.errors
-    await asyncio.sleep(0)
