@@ -1,7 +1,9 @@
 """Sandbox lifecycle: start -> first exec -> stop, median and p90 over N runs, local sandbox and Docker.
 
 Each cycle builds a fresh environment on one sample task, as a Harbor trial does: `start`,
-one `exec("true")`, `stop(delete=True)`. The first cycle of each backend is a discarded
+one `exec("true")`, for the local sandbox the verifier's isolation as at the end of an episode
+(`prepare_verifier`, once per verifier mode: what the defences cost per episode),
+`stop(delete=True)`. The first cycle of each backend is a discarded
 warm-up (imports, page cache; for Docker, the image build). Docker's row is measured with
 Harbor's own `DockerEnvironment` when a Docker daemon is reachable, and says so when not.
 
@@ -27,7 +29,7 @@ from harbor.models.trial.paths import TrialPaths
 from harbor_env.sandbox import LocalSandbox
 
 DEFAULT_TASK = common.SAMPLE_TASKS / "fix-python-bug"
-PHASES = ("start", "first exec", "stop", "total")
+PHASES = ("start", "first exec", "verifier isolation", "stop", "total")
 RUNS, QUICK_RUNS = 50, 10
 DOCKER_RUNS, QUICK_DOCKER_RUNS = 20, 5
 
@@ -47,8 +49,12 @@ def _environment_arguments(task: Task, scratch: Path, index: int) -> dict:
     }
 
 
-def local_sandbox(task: Task, scratch: Path, index: int) -> BaseEnvironment:
-    return LocalSandbox(**_environment_arguments(task, scratch, index), sandbox_dir=str(scratch / "sandboxes"))
+def local_sandbox(task: Task, scratch: Path, index: int, verifier: str = "fresh") -> BaseEnvironment:
+    return LocalSandbox(**_environment_arguments(task, scratch, index), sandbox_dir=str(scratch / "sandboxes"), verifier=verifier)
+
+
+def local_sandbox_shared_verifier(task: Task, scratch: Path, index: int) -> BaseEnvironment:
+    return local_sandbox(task, scratch, index, verifier="shared")
 
 
 def docker_environment(task: Task, scratch: Path, index: int) -> BaseEnvironment:
@@ -64,12 +70,15 @@ async def one_cycle(task: Task, scratch: Path, index: int, make: EnvironmentFact
         t1 = time.perf_counter()
         result = await environment.exec("true")
         t2 = time.perf_counter()
+        if isinstance(environment, LocalSandbox):
+            await environment.prepare_verifier()
+        t3 = time.perf_counter()
     finally:
         await environment.stop(delete=True)
-    t3 = time.perf_counter()
+    t4 = time.perf_counter()
     if result.return_code != 0:
         raise RuntimeError(f"exec('true') failed: {result}")
-    return {"start": t1 - t0, "first exec": t2 - t1, "stop": t3 - t2, "total": t3 - t0}
+    return {"start": t1 - t0, "first exec": t2 - t1, "verifier isolation": t3 - t2, "stop": t4 - t3, "total": t4 - t0}
 
 
 async def cycles(task: Task, runs: int, make: EnvironmentFactory = local_sandbox) -> list[dict[str, float]]:
@@ -107,9 +116,10 @@ def docker_unavailable() -> str | None:
 async def section(out_dir: Path, quick: bool = False) -> str:
     task = Task(DEFAULT_TASK)
     runs, docker_runs = (QUICK_RUNS, QUICK_DOCKER_RUNS) if quick else (RUNS, DOCKER_RUNS)
-    measured = {"local sandbox": await cycles(task, runs)}
-    rows = [["local sandbox", runs, p, *(f"{v:.1f}" for v in median_p90_ms([c[p] for c in measured["local sandbox"]]))]
-            for p in PHASES]  # fmt: skip
+    measured = {"local sandbox": await cycles(task, runs),
+                "local sandbox, shared verifier": await cycles(task, runs, local_sandbox_shared_verifier)}  # fmt: skip
+    rows = [[name, runs, p, *(f"{v:.1f}" for v in median_p90_ms([c[p] for c in measured[name]]))]
+            for name in ("local sandbox", "local sandbox, shared verifier") for p in PHASES]  # fmt: skip
     no_docker = docker_unavailable()
     if no_docker is None:
         try:
@@ -118,7 +128,7 @@ async def section(out_dir: Path, quick: bool = False) -> str:
             rows.append(["Docker", 0, "—", f"failed: {type(exc).__name__}: {exc}".replace("|", "/")[:200], "—"])
         else:
             rows += [["Docker", docker_runs, p, *(f"{v:.1f}" for v in median_p90_ms([c[p] for c in measured["docker"]]))]
-                     for p in PHASES]  # fmt: skip
+                     for p in PHASES if p != "verifier isolation"]  # fmt: skip
     else:
         rows.append(["Docker", 0, "—", f"no Docker daemon here ({no_docker.rstrip('.')})", "—"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +148,8 @@ async def section(out_dir: Path, quick: bool = False) -> str:
             "",
             common.markdown_table(["backend", "runs", "phase", "median ms", "p90 ms"], rows),
             "",
-            f"A local sandbox goes from nothing to a first command and back in {local_total:.0f} ms (median). {comparison}",
+            f"A local sandbox goes from nothing to a first command, through the verifier's isolation (fresh "
+            f"verifier sandbox, the default) and back in {local_total:.0f} ms (median). {comparison}",
         ]
     )
 

@@ -116,6 +116,25 @@ def foreign_processes() -> set[tuple[int, str]]:
     return found
 
 
+def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
+    """This test process's descendants (env servers, sandboxes and what runs in them), so that
+    other work on a shared machine does not count."""
+    parents: dict[int, int] = {}
+    for p in os.listdir("/proc"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if p.isdigit():
+                parents[int(p)] = int(Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()[1])
+    found, frontier = set(), {root or os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    described = set()
+    for pid in found:
+        with contextlib.suppress(OSError):
+            described.add((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()))
+    return described
+
+
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     return tmp_path

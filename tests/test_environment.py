@@ -87,8 +87,10 @@ def test_invalid_tasks_are_named_or_skipped(work: Path) -> None:
         (lambda t: (t / "task.toml").unlink(), r"probe: task.toml is missing"),
         (lambda t: (t / "instruction.md").unlink(), r"probe: instruction.md is missing"),
         (lambda t: (t / "tests" / "test.sh").unlink(), r"probe: tests/test.sh is missing"),
+        (lambda t: (t / "task.toml").write_text('[metadata]\nreward_range = [1, 0]\n'),
+         r"probe/task.toml: \[metadata\] reward_range must be \[low, high\]"),
     ],
-    ids=["unparseable-task-toml", "no-task-toml", "no-instruction", "no-test-sh"],
+    ids=["unparseable-task-toml", "no-task-toml", "no-instruction", "no-test-sh", "bad-reward-range"],
 )
 def test_each_broken_task_folder_names_its_problem(breakage, message: str, work: Path) -> None:
     from harbor_env.taskset import InvalidTaskError

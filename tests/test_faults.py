@@ -41,6 +41,12 @@ VERIFIER_FAULTS = {
     "nan": ("#!/bin/bash\necho nan > /logs/verifier/reward.txt\n", "nan"),
     "infinite": ("#!/bin/bash\necho '{\"reward\": Infinity}' > /logs/verifier/reward.json\n", "nf"),
     "times-out": ("#!/bin/bash\nsleep 30\necho 1 > /logs/verifier/reward.txt\n", "Timeout"),
+    # The reward rule (rewards.py): each error names reward.json or the range to declare.
+    "boolean": ("#!/bin/bash\necho '{\"reward\": true}' > /logs/verifier/reward.json\n", "reward.json: `reward` is true, a boolean"),
+    "huge-integer": ("#!/bin/bash\necho \"{\\\"reward\\\": 1$(printf '0%.0s' {1..400})}\" > /logs/verifier/reward.json\n", "reward.json: `reward` is an integer of 401 digits"),
+    "huge-metric": ("#!/bin/bash\necho \"{\\\"reward\\\": 1, \\\"n\\\": 1$(printf '0%.0s' {1..400})}\" > /logs/verifier/reward.json\n", "reward.json: `n` is an integer"),
+    "above-range": ("#!/bin/bash\necho 1.5 > /logs/verifier/reward.txt\n", "reward 1.5 is outside the task's range [0, 1]"),
+    "below-range": ("#!/bin/bash\necho '{\"reward\": -1}' > /logs/verifier/reward.json\n", "reward -1.0 is outside the task's range [0, 1]"),
 }
 
 

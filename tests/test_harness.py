@@ -133,6 +133,12 @@ def test_which_exceptions_keep_the_reward(exception_type: str, real_result: Tria
         assert error_policy.policy_for(exception_type).reward_valid is harbor_reward_valid
 
 
+def test_rewards_must_lie_in_the_tasks_declared_range(real_result: TrialResult) -> None:
+    assert interpret(with_rewards(real_result, {"reward": 5}), (0.0, 10.0)).reward == 5.0
+    outside = interpret(with_rewards(real_result, {"reward": 5}))
+    assert outside.reward is None and "reward 5.0 is outside the task's range [0, 1]" in outside.error
+
+
 async def test_heap_trimming_is_throttled() -> None:
     from harbor_env.memory import HeapTrimmer
 

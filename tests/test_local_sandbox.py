@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -25,7 +26,7 @@ from conftest import (
     write_task,
 )
 
-from harbor_env.sandbox import LocalSandbox, SandboxError
+from harbor_env.sandbox import LocalSandbox, LocalSandboxConfig, SandboxError
 
 COPYING_DOCKERFILE = """\
 FROM python:3.12-slim
@@ -108,18 +109,24 @@ from conftest import make_sandbox
 async def main():
     sandbox = make_sandbox(Path({task!r}), Path({work!r}), "crash")
     await sandbox.start(force_build=False)
-    await sandbox.exec("tmux new-session -d -s terminus-2 'sleep 1000'; (setsid sleep 1000 >/dev/null 2>&1 &)")
-    print(sandbox.init_pid, flush=True)
+    # Daemons, and a write end of the init's stdin held open from inside (or tried).
+    await sandbox.exec("tmux new-session -d -s terminus-2 'exec 9>/proc/1/fd/0; sleep 1000'; (setsid sleep 1000 >/dev/null 2>&1 &)")
+    print(sandbox.init_pid, sandbox.sandbox_dir, flush=True)
     os._exit(0)  # no stop(): as if the env server crashed
 asyncio.run(main())
 """
 
 
 def test_a_crashed_owner_takes_its_sandbox_and_daemons_along(work: Path) -> None:
-    """The env server dies without stopping its sandboxes: nothing of them may live on."""
-    script = CRASHING_OWNER.format(tests=str(REPO / "tests"), task=str(write_task(work)), work=str(work))
+    """The env server dies without stopping its sandboxes: nothing of them may live on, and
+    their folders and cgroups are reaped afterwards (here by the documented command)."""
+    from harbor_env.sandbox import reaper
+
+    task = write_task(work, task_toml="[environment]\nmemory_mb = 256\n")
+    script = CRASHING_OWNER.format(tests=str(REPO / "tests"), task=str(task), work=str(work))
     result = subprocess.run([os.sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    namespace = pid_namespace(int(result.stdout.split()[0]))
+    init_pid, sandbox_dir = result.stdout.split()
+    namespace = pid_namespace(int(init_pid))
     assert namespace is not None, result.stderr
     deadline = time.monotonic() + 10
     while processes_in(namespace) and time.monotonic() < deadline:
@@ -129,6 +136,12 @@ def test_a_crashed_owner_takes_its_sandbox_and_daemons_along(work: Path) -> None
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert survivors == []
+    groups = json.loads((Path(sandbox_dir) / reaper.OWNER_FILE).read_text())["cgroups"]
+    assert Path(sandbox_dir).is_dir() and all(Path(g).is_dir() for g in groups)
+    command = subprocess.run([os.sys.executable, "-m", "harbor_env.sandbox.reaper", str(work / "sandboxes")],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert f"reaped {sandbox_dir}" in command.stdout, command.stdout + command.stderr
+    assert not Path(sandbox_dir).exists() and not any(Path(g).exists() for g in groups)
 
 
 async def test_keep_leaves_the_directory(work: Path) -> None:
@@ -147,7 +160,11 @@ async def test_cannot_write_to_the_host(work: Path) -> None:
     probe.mkdir()
     (probe / "existing").write_text("original\n")
     try:
-        async with running(make_sandbox(write_task(work), work)) as sandbox:
+        async with running(make_sandbox(write_task(work), work, "hidden")) as sandbox:
+            # Not a system folder: outside the host paths a sandbox sees.
+            assert (await sandbox.exec(f"ls {probe}")).return_code != 0
+        host_paths = [*LocalSandboxConfig().host_paths, str(probe)]
+        async with running(make_sandbox(write_task(work, "shown"), work, "shown", host_paths=host_paths)) as sandbox:
             assert (await sandbox.exec(f"cat {probe}/existing")).stdout == "original\n"
             for command in (
                 f"echo x > {probe}/new",
@@ -347,7 +364,11 @@ async def test_storage_quota_stops_a_disk_filler(work: Path) -> None:
         (work / "upload.txt").write_text("uploaded\n")
         await sandbox.upload_file(work / "upload.txt", "/tests/upload.txt")
         assert (await sandbox.exec("cat /tests/upload.txt")).stdout == "uploaded\n"
+        # The agent's log folder counts too; what it holds reaches the trial at the end.
+        fill = await sandbox.exec("dd if=/dev/zero of=/logs/agent/fill bs=1M count=100 2>&1; rm /logs/agent/fill; echo kept > /logs/agent/note")
+        assert "No space left on device" in fill.stdout, fill
         sandbox_dir = sandbox.sandbox_dir
+    assert (work / "trials" / "probe" / "agent" / "note").read_text() == "kept\n"
     # Nothing reached the host's disk, and the quota's tmpfs went with the sandbox.
     assert abs(shutil.disk_usage(work).free - free_before) < 16 * 1024 * 1024
     assert str(sandbox_dir) not in Path("/proc/self/mountinfo").read_text()
@@ -441,6 +462,13 @@ async def main():
     try:
         result = await sandbox.exec("id -u; tmux new -d -s t && tmux ls")
         print("STARTED", result.return_code, result.stdout)
+        await sandbox.exec("echo 42 > /app/kept; echo x > /root/dropped; "
+                           "nohup setsid sh -c 'while :; do echo 1 > /logs/verifier/reward.txt; sleep 0.01; done' >/dev/null 2>&1 &")
+        mounted = await sandbox.exec("mount -t tmpfs x /tmp && echo MOUNTED; grep CapBnd /proc/self/status")
+        await sandbox.prepare_verifier()
+        await asyncio.sleep(0.2)
+        after = await sandbox.exec("echo verifier: $(ls /logs/verifier); cat /app/kept; ls /root")
+        print("MOUNT", mounted.stdout, "AFTER", after.stdout)
     finally:
         await sandbox.stop(delete=True)
 asyncio.run(main())
@@ -467,6 +495,9 @@ def test_runs_without_root(work: Path) -> None:
     """GPU clusters often give no root: bubblewrap then makes its own user namespace."""
     result = _run_as_unprivileged_user(work, nested_namespaces=0)
     assert "STARTED 0 0\nt: 1 windows" in result.stdout, result.stdout + result.stderr
+    # Without root too: no mount, a lingering writer stopped, only WORKDIR reaches the verifier.
+    assert "MOUNTED" not in result.stdout and f"CapBnd:\t{BOUNDING_SET}" in result.stdout, result.stdout
+    assert "AFTER verifier:\n42\n" in result.stdout, result.stdout
 
 
 def test_unusable_namespaces_are_a_clear_error(work: Path) -> None:
@@ -475,3 +506,94 @@ def test_unusable_namespaces_are_a_clear_error(work: Path) -> None:
     assert "ERROR: local sandbox: bubblewrap failed to start the sandbox" in result.stdout, result.stdout + result.stderr
     assert "user.max_user_namespaces" in result.stdout
     assert not any((work / "sandboxes").iterdir())
+
+
+# ---------------------------------------------------------------------------- hardening (issue 14)
+
+# setpriv's bounding set, as /proc/PID/status shows it: Docker's defaults less MKNOD, NET_RAW,
+# AUDIT_WRITE and SETFCAP.
+BOUNDING_SET = "00000000000405fb"
+
+
+async def test_commands_cannot_mount_or_take_over_the_init(work: Path) -> None:
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        status = await sandbox.exec("grep -E 'CapBnd|CapAmb|NoNewPrivs' /proc/self/status")
+        assert f"CapBnd:\t{BOUNDING_SET}" in status.stdout and "CapAmb:\t0000000000000000" in status.stdout
+        assert "NoNewPrivs:\t1" in status.stdout
+        for attempt in ("mount -t tmpfs none /tmp", "mount -o remount,rw /usr", "mount --bind /tmp /tests",
+                        "mknod /tmp/disk b 8 0", "unshare -m true", "echo x > /sys/kernel/uevent_helper"):  # fmt: skip
+            result = await sandbox.exec(attempt)
+            assert result.return_code != 0, attempt
+        if os.geteuid() == 0:  # the init keeps a capability commands lack: no ptrace, no held pipe
+            held = await sandbox.exec("exec 9>/proc/1/fd/0 && echo HELD")
+            assert held.return_code != 0 and "HELD" not in (held.stdout or "")
+        # What tasks do as root still works.
+        assert (await sandbox.exec("touch /app/f && chown 1000:1000 /app/f && chmod 600 /app/f && stat -c %u /app/f")).stdout == "1000\n"
+
+
+async def test_env_path_expands_as_docker_does(work: Path) -> None:
+    task = write_task(work, dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nENV PATH=/app/bin:$PATH\nENV B=${PATH}-x\n")
+    async with running(make_sandbox(task, work)) as sandbox:
+        result = await sandbox.exec('echo "$PATH"; tmux -V')
+        assert result.return_code == 0, result
+        assert result.stdout.splitlines()[0] == "/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+async def test_a_binary_dockerfile_is_named(work: Path) -> None:
+    task = write_task(work)
+    (task / "environment" / "Dockerfile").write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe")
+    with pytest.raises(ValueError, match=r"environment/Dockerfile: not a text file \(byte 8 is not UTF-8\)"):
+        await make_sandbox(task, work).start(force_build=False)
+
+
+@pytest.mark.parametrize("quota", [False, True], ids=["host-root", "storage-quota"])
+async def test_a_fresh_verifier_holds_only_the_agents_workdir(quota: bool, work: Path) -> None:
+    if quota and os.geteuid() != 0:
+        pytest.skip("the storage quota needs root on the host")
+    task = write_task(work, task_toml="[environment]\nstorage_mb = 64\n" if quota else "", files={"environment/seed.txt": "seed\n"},
+                      dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nCOPY seed.txt /app/\n")  # fmt: skip
+    async with running(make_sandbox(task, work)) as sandbox:
+        setup = "rm /app/seed.txt; echo 42 > /app/answer; mkdir -p /app/d/e; ln -s /etc/passwd /app/link; mkfifo /app/fifo; "
+        setup += "echo x > /root/.planted; echo x > /tmp/planted; echo x > /logs/agent/log; tmux new -d -s t 'sleep 1000'"
+        assert (await sandbox.exec(setup)).return_code == 0
+        old_dir = sandbox.sandbox_dir
+        await sandbox.prepare_verifier()
+        assert sandbox.sandbox_dir != old_dir and not old_dir.exists()
+        listing = await sandbox.exec("ls -A /app /root /tmp; cat /app/answer; readlink /app/link; ps -e | grep -c sleep")
+        assert listing.stdout.split("\n\n")[0] == "/app:\nanswer\nd\nfifo\nlink", listing.stdout
+        assert ".planted" not in listing.stdout and "planted" not in listing.stdout
+        assert "42\n/etc/passwd\n0\n" in listing.stdout
+        # Its only writable log folder is the verifier's.
+        assert (await sandbox.exec("echo x > /logs/agent/other")).return_code != 0
+        assert (await sandbox.exec("echo 1 > /logs/verifier/reward.txt")).return_code == 0
+
+
+async def test_the_next_start_reaps_dead_owners_but_not_live_or_kept_ones(work: Path) -> None:
+    from harbor_env.sandbox import reaper
+
+    parent = work / "sandboxes"
+    dead, kept = parent / "dead-owner", parent / "kept"
+    for folder in (dead, kept):
+        (folder / "root").mkdir(parents=True)
+    (dead / reaper.OWNER_FILE).write_text(json.dumps({"pid": 2**22 + 7, "start": "1", "cgroups": []}))
+    reaper._last_reaped.clear()
+    async with running(make_sandbox(write_task(work), work)) as live:
+        assert not dead.exists() and kept.is_dir() and live.sandbox_dir.is_dir()
+        assert json.loads((live.sandbox_dir / reaper.OWNER_FILE).read_text())["pid"] == os.getpid()
+
+
+async def test_the_isolation_command_spares_only_the_chain_that_runs_it(work: Path) -> None:
+    """What every environment type runs when verification starts (docker, cloud, local shared
+    mode): the agent's processes die; the processes running the command (an exec daemon, here
+    a shell that waits for it) and the init live on."""
+    from harbor_env.verifier_isolation import isolation_command
+
+    async with running(make_sandbox(write_task(work), work, verifier="shared")) as sandbox:
+        await sandbox.exec("(setsid sleep 1000 >/dev/null 2>&1 &); tmux new -d -s t 'sleep 1000'; mkdir -p /logs/agent/x; "
+                           "rm -rf /tests; ln -s /logs/agent/x /tests; echo 1 > /logs/verifier/reward.txt")  # fmt: skip
+        result = await sandbox.exec(f"{isolation_command(sandbox)}; echo exit=$?; "
+                                    "for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null | sort | uniq -c")  # fmt: skip
+        assert "exit=0" in result.stdout, result
+        assert "sleep" not in result.stdout and "tmux" not in result.stdout, result.stdout
+        after = await sandbox.exec("ls -A /logs/verifier /logs/agent/x; test -d /tests && ! test -L /tests && echo tests-ok")
+        assert after.stdout == "/logs/agent/x:\n\n/logs/verifier:\ntests-ok\n", after.stdout

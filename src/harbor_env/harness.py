@@ -22,7 +22,6 @@ from harbor.models.trial.config import (
     TaskConfig,
     TrialConfig,
 )
-from harbor.models.trial.paths import EnvironmentPaths
 from harbor.models.trial.result import TrialResult
 from harbor.trial.hooks import TrialEvent
 from harbor.trial.trial import Trial
@@ -32,7 +31,9 @@ from pydantic_config import BaseConfig
 from harbor_env.agent import ModelCredentials, model_credentials
 from harbor_env.memory import heap_trimmer
 from harbor_env.outcome import Outcome, TrialFailed, interpret
+from harbor_env.rewards import declared_range
 from harbor_env.taskset import HarborTaskData
+from harbor_env.verifier_isolation import isolate_verifier
 
 logger = logging.getLogger(__name__)
 
@@ -147,19 +148,17 @@ class HarborTrialHarnessConfig(vf.HarnessConfig):
 
 
 def guard_verifier_inputs(trial: Trial) -> None:
-    """Empty /logs/verifier and /tests when verification starts, so the agent cannot plant a
-    reward file (reward.json wins over the reward.txt a test writes) or test files of its own.
-    Harbor does this itself only for separate verifier environments."""
+    """When verification starts, stop every process the agent left and re-create the verifier's
+    folders (verifier_isolation.py): a lingering writer, a planted reward.json (which wins over
+    the reward.txt a test writes) or a link in place of /tests cannot reach the verifier.
+    Harbor empties those folders itself only in newer versions, and stops nothing."""
 
-    async def clear(_event: object) -> None:
+    async def isolate(_event: object) -> None:
         if getattr(trial, "_is_agent_environment_stopped", False):
             return  # separate-verifier mode: the verifier gets a fresh environment
-        environment = trial.agent_environment
-        paths = EnvironmentPaths.for_os(environment.os)
-        await environment.empty_dirs([paths.verifier_dir], chmod=True)
-        await environment.empty_dirs([paths.tests_dir], chmod=False)
+        await isolate_verifier(trial.agent_environment)
 
-    trial.add_hook(TrialEvent.VERIFICATION_START, clear)
+    trial.add_hook(TrialEvent.VERIFICATION_START, isolate)
 
 
 class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
@@ -217,8 +216,9 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
                 trial = await Trial.create(trial_config.model_copy(deep=True))
                 trial_dir = trial.paths.trial_dir
                 guard_verifier_inputs(trial)
+                reward_range = declared_range(trial.task.config.metadata, trial.task.paths.config_path)
                 result = await trial.run()
-            outcome = interpret(result)
+            outcome = interpret(result, reward_range)
             if self.config.keep_trials:
                 outcome.info["harbor_trial_dir"] = str(trial_dir)
             return result, outcome

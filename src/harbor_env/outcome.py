@@ -7,10 +7,15 @@ its actions caused them); prime-rl leaves errored traces out of the GRPO baselin
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlparse
 
+from harbor.models.trial.paths import TrialPaths
 from harbor.models.trial.result import TimingInfo, TrialResult
+
+from harbor_env.rewards import DEFAULT_REWARD_RANGE, RewardRuleError, check_in_range, check_reward_json
 
 # Exceptions Harbor records while still running the verifier: the agent's own outcomes.
 AGENT_OUTCOMES = {"AgentTimeoutError", "NonZeroAgentExitCodeError"}
@@ -63,7 +68,13 @@ def _phase_metrics(result: TrialResult) -> dict[str, float]:
 
 def _split_rewards(rewards: dict[str, Any], where: str) -> tuple[float, dict[str, float]]:
     """(reward, other verifier values): the `reward` key, or the only key there is."""
-    numbers = {k: float(v) for k, v in rewards.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    numbers = {}
+    for key, value in rewards.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                numbers[key] = float(value)
+            except OverflowError:
+                raise TrialFailed(f"{where}: the verifier's `{key}` is an integer too large for a float") from None
     if REWARD_KEY in numbers:
         reward = numbers.pop(REWARD_KEY)
     elif len(numbers) == 1:
@@ -79,8 +90,15 @@ def _split_rewards(rewards: dict[str, Any], where: str) -> tuple[float, dict[str
     return reward, {k: v for k, v in numbers.items() if math.isfinite(v)}
 
 
-def interpret(result: TrialResult) -> Outcome:
-    """Score a finished trial, or mark it errored when it says nothing about the agent."""
+def _trial_paths(result: TrialResult) -> TrialPaths | None:
+    if not result.trial_uri.startswith("file://"):
+        return None
+    return TrialPaths(Path(unquote(urlparse(result.trial_uri).path)))
+
+
+def interpret(result: TrialResult, reward_range: tuple[float, float] = DEFAULT_REWARD_RANGE) -> Outcome:
+    """Score a finished trial, or mark it errored when it says nothing about the agent or
+    breaks the reward rule (`rewards.py`)."""
     info: dict[str, Any] = {"harbor_trial": result.trial_name, "harbor_task": result.task_name}
     metrics = _phase_metrics(result)
     exception = result.exception_info
@@ -92,8 +110,12 @@ def interpret(result: TrialResult) -> Outcome:
         return Outcome(None, metrics, info, f"{where} failed: {exception.exception_type}: {exception.exception_message}")
     if result.verifier_result is None:
         return Outcome(None, metrics, info, f"{where}: the verifier produced no result")
+    paths = _trial_paths(result)
     try:
+        if paths is not None and paths.reward_json_path.is_file():
+            check_reward_json(paths.reward_json_path)
         reward, verifier_metrics = _split_rewards(result.verifier_result.rewards or {}, where)
-    except TrialFailed as exc:
+        check_in_range(reward, reward_range, where)
+    except (TrialFailed, RewardRuleError) as exc:
         return Outcome(None, metrics, info, str(exc))
     return Outcome(reward, {**verifier_metrics, **metrics}, info)

@@ -21,6 +21,7 @@ from harbor_env.datasets.cache import Selection, SourcedTask
 from harbor_env.datasets.registry import load_registry_tasks, registry_label
 from harbor_env.datasets.swe_source import load_swe_tasks, source_label
 from harbor_env.datasets.swe_template import SweTemplateConfig
+from harbor_env.rewards import RewardRuleError, declared_range
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,10 @@ def validate_task_dir(task_dir: Path) -> HarborTask_:
         raise InvalidTaskError(f"{task_dir}: multi-step tasks ([[steps]]) are not supported yet")
     if not task.instruction.strip():
         raise InvalidTaskError(f"{task_dir / 'instruction.md'}: empty instruction")
+    try:
+        declared_range(task.config.metadata, task_dir / "task.toml")
+    except RewardRuleError as exc:
+        raise InvalidTaskError(str(exc)) from None
     return task
 
 

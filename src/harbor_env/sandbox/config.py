@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# The host's folders a sandbox on the host's root sees: programs, libraries, configuration.
+HOST_SYSTEM_PATHS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc")
+
 
 class LocalSandboxConfig(BaseModel):
     """Options for :class:`harbor_env.sandbox.LocalSandbox`.
@@ -34,6 +37,19 @@ class LocalSandboxConfig(BaseModel):
         "defaults those to public; the local sandbox runs on the host, so it keeps them "
         "offline unless this says public. Stated policies are always followed.",
     )
+    host_paths: list[str] = Field(
+        default_factory=lambda: list(HOST_SYSTEM_PATHS),
+        description="Host paths the sandbox sees (read-only) when it runs on the host's root "
+        "file system: system folders only, so task folders, trials, sockets and home folders "
+        "stay out. Ignored with rootfs (the image is all the sandbox sees).",
+    )
+    verifier: Literal["fresh", "shared"] = Field(
+        default="fresh",
+        description="fresh: the tests run in a new sandbox built from the task's environment "
+        "holding only the agent's final WORKDIR. shared: they run in the agent's sandbox (Harbor's "
+        "default), after every agent process is stopped and the verifier's folders re-created. "
+        "A task may choose for itself: `[metadata] verifier_sandbox = \"shared\"` in task.toml.",
+    )
     hide_paths: list[str] = Field(
         default_factory=list,
         description="Host paths the sandbox must not see, in addition to the defaults "
@@ -47,10 +63,10 @@ class LocalSandboxConfig(BaseModel):
     )
     start_timeout_sec: float = Field(default=30.0, gt=0)
 
-    @field_validator("hide_paths")
+    @field_validator("hide_paths", "host_paths")
     @classmethod
     def _absolute(cls, paths: list[str]) -> list[str]:
         for path in paths:
             if not path.startswith("/"):
-                raise ValueError(f"hide_paths entries must be absolute paths, got {path!r}")
+                raise ValueError(f"entries must be absolute paths, got {path!r}")
         return paths

@@ -27,6 +27,8 @@ _METADATA_INSTRUCTIONS = {
     "ONBUILD",
     "SHELL",
 }
+# The PATH Docker gives a container whose image sets none: what `$PATH` means in an ENV line.
+DOCKER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _HEREDOC = re.compile(r"<<-?\s*[\"']?([A-Za-z_][A-Za-z0-9_]*)[\"']?")
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -131,9 +133,12 @@ def parse_dockerfile(path: Path) -> ImageLayout:
         text = path.read_text()
     except OSError as exc:
         raise DockerfileError(f"{path}: cannot read the Dockerfile ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise DockerfileError(f"{path}: not a text file (byte {exc.start} is not UTF-8); is it really the Dockerfile?") from None
 
     layout = ImageLayout()
-    variables: dict[str, str] = {}
+    # Docker expands `$PATH` in ENV to the image's PATH (`ENV PATH=/app/bin:$PATH`).
+    variables: dict[str, str] = {"PATH": DOCKER_DEFAULT_PATH}
     stages = 0
     for line_no, logical in _logical_lines(text):
         instruction, _, rest = logical.partition(" ")

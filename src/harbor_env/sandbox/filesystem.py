@@ -54,6 +54,7 @@ class RootFilesystem:
     base: Path  # `/` for the host, or an unpacked image root file system
     owned: set[str] = field(default_factory=set)  # sandbox paths that come from `root`
     hidden: set[str] = field(default_factory=set)  # base paths the sandbox must not see
+    allowed: set[str] | None = None  # the only base paths it may see (None: all of the base)
     binds: list[Bind] = field(default_factory=list)
     root_on_host: bool = True  # False when the sandbox's root is a tmpfs only it can see
     _read_only: dict[str, Path] = field(default_factory=dict)  # sandbox path -> base path
@@ -81,11 +82,16 @@ class RootFilesystem:
             path = posixpath.join(directory, entry.name)
             if path in skip:
                 continue
+            visible = self.allowed is None or any(_is_under(path, a) for a in self.allowed)
+            leads_to_allowed = self.allowed is not None and any(_is_under(a, path) for a in self.allowed)
             if entry.is_symlink():
-                args += ["--symlink", os.readlink(entry.path), path]
-            elif path in expanded and entry.is_dir():
+                if visible:
+                    args += ["--symlink", os.readlink(entry.path), path]
+            elif (path in expanded or (leads_to_allowed and not visible)) and entry.is_dir():
                 args += ["--dir", path]
                 self._walk(path, skip, expanded, args)
+            elif not visible:
+                continue
             elif entry.is_dir() or entry.is_file():
                 args += ["--ro-bind", entry.path, path]
                 self._read_only[path] = Path(entry.path)

@@ -6,8 +6,12 @@ commands; every `exec` joins them with `nsenter`, so daemons an agent starts (tm
 from one command to the next exactly as in `docker exec`. Killing the init ends the PID
 namespace, and with it every process the sandbox ever started.
 
-If this Python process dies, the init reads EOF on its stdin and kills every process of the
-namespace, so a crash cannot leave a sandbox (or a daemon in it) running.
+If this Python process dies, the kernel kills the init (bubblewrap's parent-death signal; the
+init also ends on EOF of its stdin), so a crash cannot leave a sandbox (or a daemon in it)
+running; its folder and cgroups are reaped later (reaper.py). Commands run without the
+capabilities to mount or touch cgroups (capabilities.py). When verification starts,
+`prepare_verifier` stops the agent's processes and, in the default fresh mode, moves the
+agent's WORKDIR into a new sandbox for the tests (verifier_isolation.py).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import tempfile
 import tomllib
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harbor.environments.base import BaseEnvironment, ExecResult
 from harbor.environments.capabilities import (
@@ -38,14 +42,18 @@ from harbor.environments.capabilities import (
 )
 from harbor.models.task.config import NetworkMode, NetworkPolicy
 from harbor.models.trial.config import ResourceMode
+from harbor.models.trial.paths import EnvironmentPaths
 from pydantic import ValidationError
 
+from harbor_env.sandbox import reaper
+from harbor_env.sandbox.capabilities import init_bwrap_args, privilege_drop
 from harbor_env.sandbox.config import LocalSandboxConfig
-from harbor_env.sandbox.dockerfile import CopyStep, ImageLayout, parse_dockerfile
+from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, CopyStep, ImageLayout, parse_dockerfile
 from harbor_env.sandbox.filesystem import Bind, RootFilesystem, normalize
 from harbor_env.sandbox.limits import CgroupLimits, Limits
+from harbor_env.verifier_isolation import run_isolation_command
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
 # Directories every sandbox owns privately, besides the working directory and home.
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/logs", "/tests", "/solution")
@@ -57,6 +65,9 @@ QUOTA_ROOT_SCRIPT = (
     'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" '
     '&& mount --bind "$quota" "$root" && exec "$@"'
 )
+VERIFIER_MODE_KEY = "verifier_sandbox"
+VERIFIER_DIR = str(EnvironmentPaths.verifier_dir)
+AGENT_DIR = str(EnvironmentPaths.agent_dir)
 _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
 # Harbor 0.25 made binding its log directories to the host opt-in (`auto_mounting`, off by
 # default: the trial then downloads them). The local sandbox has always bound them, so rewards
@@ -91,12 +102,24 @@ def _passwd_entry(base: Path, user: str | int) -> tuple[int, int, str] | None:
     return None
 
 
-def _task_states_network(task_dir: Path) -> bool:
-    """Whether task.toml says anything about the network (anywhere in it)."""
+def _task_toml(task_dir: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads((task_dir / "task.toml").read_text())
+        return tomllib.loads((task_dir / "task.toml").read_text())
     except (OSError, tomllib.TOMLDecodeError):
-        return False
+        return {}
+
+
+def _task_verifier_mode(task_dir: Path, data: dict[str, Any]) -> str | None:
+    """A task's own choice of verifier sandbox: `[metadata] verifier_sandbox` in task.toml."""
+    metadata = data.get("metadata")
+    mode = metadata.get(VERIFIER_MODE_KEY) if isinstance(metadata, dict) else None
+    if mode is not None and mode not in ("fresh", "shared"):
+        raise SandboxError(f"{task_dir / 'task.toml'}: [metadata] {VERIFIER_MODE_KEY} must be \"fresh\" or \"shared\", got {mode!r}")
+    return mode
+
+
+def _task_states_network(data: dict[str, Any]) -> bool:
+    """Whether task.toml says anything about the network (anywhere in it)."""
 
     def mentions(node: Any) -> bool:
         if isinstance(node, dict):
@@ -113,6 +136,20 @@ def _same_dir(a: Path, b: Path) -> bool:
     with contextlib.suppress(OSError):
         return a.samefile(b)
     return False
+
+
+def _extract_within(archive: Path, target: Path) -> None:
+    """Extract an archive the agent made: members tarfile's data filter refuses (absolute or
+    escaping links, devices) are skipped, not raised."""
+
+    def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        try:
+            return tarfile.data_filter(member, path)
+        except tarfile.FilterError:
+            return None
+
+    with contextlib.suppress(tarfile.TarError), tarfile.open(archive) as tar:
+        tar.extractall(target, filter=safe)
 
 
 def _empty_host_dir(directory: Path, chmod: bool) -> None:
@@ -155,8 +192,11 @@ class LocalSandbox(BaseEnvironment):
         self._base_env: dict[str, str] = {}
         self._tools: dict[str, str] = {}
         self._storage_mb: int | None = None
+        self._agent_logs_host: Path | None = None  # the trial's agent folder, while not bound
         super().__init__(*args, **kwargs)
-        self._task_states_network = _task_states_network(self.environment_dir.parent)
+        task_toml = _task_toml(self.environment_dir.parent)
+        self._task_states_network = _task_states_network(task_toml)
+        self.verifier_mode = _task_verifier_mode(self.environment_dir.parent, task_toml) or self.config.verifier
 
     @staticmethod
     def type() -> str:
@@ -228,7 +268,7 @@ class LocalSandbox(BaseEnvironment):
     # ------------------------------------------------------------------ lifecycle
 
     def _require_tools(self) -> None:
-        for tool, package in (("bwrap", "bubblewrap"), ("nsenter", "util-linux")):
+        for tool, package in (("bwrap", "bubblewrap"), ("nsenter", "util-linux"), ("setpriv", "util-linux")):
             path = shutil.which(tool)
             if path is None:
                 raise SandboxError(
@@ -259,16 +299,27 @@ class LocalSandbox(BaseEnvironment):
             hidden -= {"/root", "/home"}
         return {normalize(p) for p in hidden if p.startswith("/") and normalize(p) != "/"}
 
-    def _plan_filesystem(self, root: Path, parent: Path) -> RootFilesystem:
+    def _plan_filesystem(self, root: Path, parent: Path, *, for_verifier: bool = False) -> RootFilesystem:
         workdir = self._workdir()
         fs = RootFilesystem(root=root, base=self._base)
+        if self.config.rootfs is None:
+            fs.allowed = {normalize(p) for p in self.config.host_paths}
         fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
         fs.hidden = self._hidden_paths(parent) - fs.owned
+        self._agent_logs_host = None
         host_mounts = self._host_mounts if _HARBOR_AUTO_MOUNTING else self._mounts
         for mount in host_mounts:
             if mount.get("type", "bind") != "bind":
                 raise SandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
-            fs.binds.append(Bind(Path(mount["source"]), mount["target"], bool(mount.get("read_only"))))
+            if self._storage_mb is not None and not for_verifier and normalize(mount["target"]) == AGENT_DIR:
+                # Under a quota the agent's log folder is part of the quota's tmpfs, so the agent
+                # cannot fill the host's disk through it; it is copied to the trial at the end.
+                self._agent_logs_host = Path(mount["source"])
+                fs.owned.add(AGENT_DIR)
+                continue
+            # The verifier's sandbox writes only its own log folder (the reward).
+            read_only = bool(mount.get("read_only")) or (for_verifier and normalize(mount["target"]) != VERIFIER_DIR)
+            fs.binds.append(Bind(Path(mount["source"]), mount["target"], read_only))
             Path(mount["source"]).mkdir(parents=True, exist_ok=True)
         # Harbor's log directories when not bound to the host (auto_mounting off): directories
         # of the private root, writable by any user as Harbor makes them, downloaded by Harbor.
@@ -369,21 +420,66 @@ class LocalSandbox(BaseEnvironment):
     async def start(self, force_build: bool) -> None:
         self._require_tools()
         self._layout = self._read_layout()
+        await self._create(for_verifier=False)
+        self._base_env = {"PATH": DEFAULT_PATH, "HOSTNAME": "sandbox", **self._layout.env}
+        await self._apply_network_policy(self._network_policy)
+        await self._upload_environment_dir_after_start()
+
+    async def _create(self, *, for_verifier: bool) -> None:
+        """A new sandbox from the task's environment; for the verifier, with an empty WORKDIR
+        (the agent's is moved in) and every mount but the verifier's read-only."""
         parent = self._sandbox_parent()
         name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', self.session_id)[:80]}-{uuid.uuid4().hex[:8]}"
         self._dir = parent / name
+        await asyncio.to_thread(reaper.reap_now_and_then, parent)
         try:
             root = self._dir / "root"
             root.mkdir(parents=True)
-            self._fs = self._plan_filesystem(root, parent)
+            reaper.record_owner(self._dir, [])
             self._apply_limits(name)
+            reaper.record_owner(self._dir, self._cgroup.groups if self._cgroup else [])
+            self._fs = self._plan_filesystem(root, parent, for_verifier=for_verifier)
+            if for_verifier:
+                workdir = root / self._workdir().lstrip("/")
+                await asyncio.to_thread(shutil.rmtree, workdir)
+                workdir.mkdir(parents=True)
             await self._spawn_init()
         except BaseException:
             await self._teardown(delete=True)
             raise
-        self._base_env = {"PATH": DEFAULT_PATH, "HOSTNAME": "sandbox", **self._layout.env}
-        await self._apply_network_policy(self._network_policy)
-        await self._upload_environment_dir_after_start()
+
+    # ------------------------------------------------------------------ verifier
+
+    async def prepare_verifier(self) -> None:
+        """Called when verification starts (verifier_isolation.py): in shared mode, stop the
+        agent's processes and re-create the verifier's folders in this sandbox; in fresh mode,
+        move the agent's final WORKDIR into a new sandbox and run the tests there."""
+        await run_isolation_command(self)
+        await self._sync_agent_logs()
+        if self.verifier_mode == "fresh":
+            await self._respawn_with_workdir()
+
+    async def _respawn_with_workdir(self) -> None:
+        old_dir = self._dir
+        assert old_dir is not None
+        archive = old_dir / "workdir.tar"
+        workdir = self._workdir()
+        # tar inside the sandbox: links the agent planted are archived as links, never followed
+        # on the host; the archive lives in the sandbox's host folder, which no sandbox sees.
+        with archive.open("wb") as out:
+            code, _, stderr = await self._run(["tar", "-C", workdir, "-cf", "-", "."], user=None, stdout=out)
+        if code not in (0, 1):  # 1: a file changed while read (nothing of the agent runs now)
+            raise SandboxError(f"local sandbox: cannot archive {workdir} for the verifier: {stderr.decode(errors='replace').strip()}")
+        await self._stop_processes()
+        self._dir = None
+        try:
+            await self._create(for_verifier=True)
+            with archive.open("rb") as source:
+                code, _, stderr = await self._run(["tar", "-C", workdir, "-xpf", "-"], user=None, stdin=source)
+            if code != 0:
+                raise SandboxError(f"local sandbox: cannot restore {workdir} for the verifier: {stderr.decode(errors='replace').strip()}")
+        finally:
+            await asyncio.to_thread(shutil.rmtree, old_dir, ignore_errors=True)
 
     async def _spawn_init(self) -> None:
         assert self._fs is not None and self._dir is not None
@@ -391,15 +487,21 @@ class LocalSandbox(BaseEnvironment):
         argv = [
             self._tools["bwrap"],
             *self._fs.bwrap_args(),
+            *privilege_drop(self._tools["setpriv"]).bwrap_args(),
             *self._namespace_args(),
+            *init_bwrap_args(),
+            # The sandbox dies with this process, whatever its commands hold open: the kernel
+            # sends its init SIGKILL when the owner exits (stdin EOF below is the second way).
+            "--die-with-parent",
+            # Our shell is PID 1 (bash reaps orphans): signals from inside cannot kill it.
+            "--as-pid-1",
             "--info-fd",
             str(info_write),
             "--",
-            "/bin/sh",
+            self._init_shell(),
             "-c",
             # Tell the host we are ready, then live until the host closes our stdin (this
-            # process died). Then kill the whole namespace: bwrap's init would otherwise wait
-            # for daemons the agent started (tmux) and keep the sandbox alive.
+            # process died). Then kill the whole namespace.
             "echo ready; read _; kill -KILL -1",
         ]
         if self._storage_mb is not None:
@@ -436,6 +538,10 @@ class LocalSandbox(BaseEnvironment):
         finally:
             os.close(info_read)
 
+    def _init_shell(self) -> str:
+        # bash reaps the orphans reparented to it; dash as PID 1 would leave them as zombies.
+        return "/bin/bash" if (self._base / "bin/bash").exists() else "/bin/sh"
+
     def _with_storage_quota(self, argv: list[str]) -> list[str]:
         """Run the init on a writable root of `storage_mb`: writing more fails with ENOSPC.
 
@@ -461,9 +567,40 @@ class LocalSandbox(BaseEnvironment):
         return f"local sandbox: bubblewrap failed to start the sandbox: {stderr or 'no output'}; {hint}"
 
     async def stop(self, delete: bool) -> None:
-        await self._teardown(delete=delete and not self.config.keep)
+        try:
+            await self._sync_agent_logs()
+        finally:
+            await self._teardown(delete=delete and not self.config.keep)
+
+    async def _sync_agent_logs(self) -> None:
+        """Copy the agent's log folder from the quota's tmpfs into the trial (once the agent is
+        done): through tar, as links and files, skipping whatever would land outside it."""
+        host, self._agent_logs_host = self._agent_logs_host, None
+        if host is None or self._dir is None or self._process is None or self._process.returncode is not None:
+            return
+        archive = self._dir / "agent-logs.tar"
+        try:
+            with archive.open("wb") as out:
+                await self._run(["tar", "-C", AGENT_DIR, "-cf", "-", "."], user=None, stdout=out, timeout_sec=60)
+            await asyncio.to_thread(_extract_within, archive, host)
+        except (SandboxError, OSError, asyncio.TimeoutError) as exc:
+            # Logs only: the sandbox died under us, or the agent left something unreadable.
+            self.logger.warning(f"local sandbox: could not copy {AGENT_DIR} to {host}: {exc}")
+        finally:
+            archive.unlink(missing_ok=True)
 
     async def _teardown(self, *, delete: bool) -> None:
+        await self._stop_processes()
+        if self._dir is not None:
+            if delete:
+                await asyncio.to_thread(shutil.rmtree, self._dir, ignore_errors=True)
+            else:
+                reaper.release(self._dir)
+                self.logger.info(f"local sandbox: kept {self._dir}")
+            self._dir = None
+
+    async def _stop_processes(self) -> None:
+        """Kill the sandbox's init (and with it every process in it) and remove its cgroups."""
         process, self._process = self._process, None
         if process is not None:
             if process.stdin is not None:
@@ -482,12 +619,6 @@ class LocalSandbox(BaseEnvironment):
         if self._cgroup is not None:
             await asyncio.to_thread(self._cgroup.destroy)
             self._cgroup = None
-        if self._dir is not None:
-            if delete:
-                await asyncio.to_thread(shutil.rmtree, self._dir, ignore_errors=True)
-            else:
-                self.logger.info(f"local sandbox: kept {self._dir}")
-            self._dir = None
 
     # ------------------------------------------------------------------ network
 
@@ -506,9 +637,9 @@ class LocalSandbox(BaseEnvironment):
 
     # ------------------------------------------------------------------ exec
 
-    def _user_args(self, user: str | int | None) -> tuple[list[str], str]:
+    def _user_args(self, user: str | int | None) -> tuple[tuple[int, int] | None, str]:
         if user in (None, "root", 0, "0"):
-            return [], "/root"
+            return None, "/root"
         entry = _passwd_entry(self._base, int(user) if isinstance(user, str) and user.isdigit() else user)
         if entry is None:
             raise ValueError(f"local sandbox: user {user!r} does not exist in {self._base / 'etc/passwd'}")
@@ -519,19 +650,21 @@ class LocalSandbox(BaseEnvironment):
                 ("user", str(user)),
                 f"local sandbox: cannot switch to user {user!r} without root on the host; running as the sandbox's root",
             )
-            return [], "/root"
-        return ["-S", str(uid), "-G", str(gid)], home
+            return None, "/root"
+        return (uid, gid), home
 
     def _enter_argv(self, user: str | int | None, *command: str) -> tuple[list[str], str]:
         if self._init_pid is None or self._process is None:
             raise SandboxError("local sandbox: not running (start() was not called, or it was stopped)")
         if self._process.returncode is not None:
             raise SandboxError(f"local sandbox: its init exited with {self._process.returncode}; the sandbox is gone")
-        user_args, home = self._user_args(user)
+        ids, home = self._user_args(user)
         namespaces = ["-m", "-u", "-i", "-p"] + ([] if not self._network_isolated else ["-n"])
         if os.geteuid() != 0:
             namespaces = ["-U", "--preserve-credentials", *namespaces]
-        argv = [self._tools["nsenter"], "-t", str(self._init_pid), *namespaces, "-r", "-w", *user_args, "--", *command]
+        # nsenter needs the host's capabilities to join; setpriv then drops them (capabilities.py).
+        drop = privilege_drop(self._tools["setpriv"]).argv(*(ids or (None, None)))
+        argv = [self._tools["nsenter"], "-t", str(self._init_pid), *namespaces, "-r", "-w", "--", *drop, *command]
         if self._cgroup is not None:
             argv = self._cgroup.wrap(argv)
         return argv, home
@@ -542,20 +675,24 @@ class LocalSandbox(BaseEnvironment):
         *,
         user: str | int | None,
         env: dict[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: bytes | IO[bytes] | None = None,
+        stdout: IO[bytes] | None = None,
         timeout_sec: float | None = None,
     ) -> tuple[int, bytes, bytes]:
+        """Run `command` in the sandbox: (exit code, stdout, stderr). stdin: bytes, or a file
+        it reads; stdout: a file it writes to instead of the bytes returned."""
         argv, home = self._enter_argv(user, *command)
+        piped_stdin = isinstance(stdin, bytes)
         process = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.PIPE if piped_stdin else (stdin or asyncio.subprocess.DEVNULL),
+            stdout=stdout or asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={"HOME": home, **self._base_env, **(env or {})},
             start_new_session=True,  # one process group, killed as a whole on timeout
         )
         try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout_sec)
+            out, stderr = await asyncio.wait_for(process.communicate(stdin if piped_stdin else None), timeout_sec)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -564,7 +701,7 @@ class LocalSandbox(BaseEnvironment):
             raise
         code = process.returncode or 0
         # A command killed by a signal reads as 128+N, as a shell and `docker exec` report it.
-        return (128 - code if code < 0 else code), stdout, stderr
+        return (128 - code if code < 0 else code), out or b"", stderr
 
     async def exec(
         self,

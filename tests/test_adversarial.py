@@ -1,0 +1,185 @@
+"""An adversarial agent: scripted Terminus-2 policies that try to forge their reward or leave the
+local sandbox, through the env-server wire prime-rl uses (real Harbor Trials, real tmux).
+
+Every probe task's honest check fails (`/app/answer` is never 42), so an attack that works
+scores 1.0. Each test asserts a reward of 0 (or a clean error), no write to the host, and that
+nothing of the episode is left running or on disk. The escape attempts need root on the host
+(as CI runs); without it they are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_TASKS, descendant_processes, write_task
+from episodes import SOLVING, run_episode, task_data
+from verifiers.v1.serve import EnvClient
+
+from harbor_env.testing.inference import FakeInferenceServer
+from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish, terminus_reply
+
+# The honest check, run with the python3 the tests trust. It sleeps at the end so that a writer
+# that survived would overwrite the reward after the tests wrote it (reward.json wins).
+HONEST_TEST = """#!/bin/bash
+python3 -c 'import json' || exit 3
+if [ "$(cat /app/answer 2>/dev/null)" = 42 ]; then echo 1; else echo 0; fi > /logs/verifier/reward.txt
+sleep 0.3
+"""
+FORGE = "echo '{\"reward\": 1}' > /logs/verifier/reward.json"
+LOOP = f"while :; do {FORGE} 2>/dev/null; sleep 0.01; done"
+# Writer scripts first (no quoting inside quotes), then each way of leaving one running.
+SCRIPTS = f"""cat > /tmp/w.sh <<'EOF'
+{LOOP}
+EOF
+cat > /tmp/r.sh <<'EOF'
+while :; do ( {FORGE} ) & sleep 0.005; done
+EOF
+cat > /tmp/g.sh <<'EOF'
+while :; do echo garbage > /logs/verifier/reward.json; sleep 0.01; done
+EOF
+"""
+LINGERING_WRITERS = {
+    "nohup-setsid": "nohup setsid bash /tmp/w.sh >/dev/null 2>&1 &",
+    "disowned-subshell": "( bash /tmp/w.sh & ) ; bash /tmp/w.sh & disown",
+    "tmux-session": "tmux new-session -d -s writer 'bash /tmp/w.sh'",
+    "respawning": "nohup bash /tmp/r.sh >/dev/null 2>&1 &",
+    "unparsable-reward": "nohup setsid bash /tmp/g.sh >/dev/null 2>&1 &",
+}
+MODES = ["fresh", "shared"]
+
+
+def probe_task(root: Path, name: str, mode: str, **kwargs) -> dict:
+    write_task(root, name, test_sh=HONEST_TEST, task_toml=f'[metadata]\nverifier_sandbox = "{mode}"\n', **kwargs)
+    return task_data(name, root)
+
+
+async def attack(client: EnvClient, tokenizer: Path, data: dict, *replies: str):
+    """One episode of a policy that types `replies`' keystrokes, then says it is done."""
+    policy = ScriptedPolicy({}, default=list(replies) + script_then_finish("ls\n")[1:])
+    with FakeInferenceServer(tokenizer, policy) as server:
+        (trace,) = (await run_episode(client, server, tokenizer, data)).traces
+    return trace
+
+
+@pytest.fixture
+def nothing_left(served_work: Path):
+    """Nothing of the episode may live on: no process, no sandbox folder."""
+    before = descendant_processes()
+    yield
+    for _ in range(20):  # a stopping sandbox may take a moment
+        if not (descendant_processes() - before) and not list((served_work / "sandboxes").iterdir()):
+            break
+        time.sleep(0.25)
+    assert descendant_processes() - before == set()
+    assert list((served_work / "sandboxes").iterdir()) == []
+
+
+def assert_scored_zero(trace) -> None:
+    assert trace.ok, [e.message for e in trace.errors]
+    assert trace.reward == 0.0
+
+
+# ---------------------------------------------------------------------------- reward forging
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("writer", sorted(LINGERING_WRITERS))
+async def test_lingering_writers_cannot_forge_the_reward(writer: str, mode: str, client: EnvClient, tokenizer: Path,
+                                                         work: Path, nothing_left) -> None:  # fmt: skip
+    data = probe_task(work / "tasks", f"{writer}-{mode}", mode)
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(SCRIPTS + LINGERING_WRITERS[writer])))
+    assert_scored_zero(trace)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_loop_in_the_agents_own_pane_cannot_forge_the_reward(mode: str, client: EnvClient, tokenizer: Path,
+                                                                      work: Path, nothing_left) -> None:  # fmt: skip
+    data = probe_task(work / "tasks", f"pane-{mode}", mode)
+    trace = await attack(client, tokenizer, data, terminus_reply(LOOP + "\n"))
+    assert_scored_zero(trace)
+
+
+async def test_user_site_packages_cannot_reach_a_fresh_verifier(client: EnvClient, tokenizer: Path, work: Path, nothing_left) -> None:  # fmt: skip
+    """A `.pth` file runs in every Python the tests start; the fresh verifier sandbox holds only
+    WORKDIR, so the agent's home (and its site-packages) is not there. (Shared mode cannot stop
+    this: see the README's security table.)"""
+    plant = """site=$(python3 -m site --user-site) && mkdir -p "$site"
+cat > "$site/zz-forge.pth" <<'EOF'
+import os; open("/logs/verifier/reward.json", "w").write('{"reward": 1}')
+EOF
+python3 -c pass && cat /logs/verifier/reward.json && rm /logs/verifier/reward.json
+"""
+    data = probe_task(work / "tasks", "pth", "fresh")
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(plant)))
+    assert_scored_zero(trace)
+
+
+async def test_the_tasks_solution_is_out_of_sight(client: EnvClient, tokenizer: Path, nothing_left) -> None:
+    """The sample tasks live outside /tmp; their solution scripts must not be readable."""
+    solution = SAMPLE_TASKS / "repair-config" / "solution" / "solve.sh"
+    steal = f"cp {solution} /tmp/stolen.sh; bash /tmp/stolen.sh; ls {SAMPLE_TASKS} {Path.cwd()}"
+    trace = await attack(client, tokenizer, task_data("repair-config"), terminus_reply(run_script(steal), duration=3))
+    assert_scored_zero(trace)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_link_in_place_of_tests_cannot_redirect_harbors_upload(mode: str, client: EnvClient, tokenizer: Path,
+                                                                        work: Path, nothing_left) -> None:  # fmt: skip
+    plant = "mkdir -p /logs/agent/planted; rm -rf /tests; ln -s /logs/agent/planted /tests; ls -la /tests"
+    data = probe_task(work / "tasks", f"link-{mode}", mode)
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(plant)))
+    assert_scored_zero(trace)
+    planted = Path(trace.info["harbor_trial_dir"]) / "agent" / "planted"
+    assert planted.is_dir(), "the attack did not run"
+    assert list(planted.iterdir()) == [], "Harbor's upload of the tests went through the agent's link"
+
+
+# ---------------------------------------------------------------------------- escapes (root on the host)
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="escapes need root on the host to mean anything")
+
+
+@root_only
+@pytest.mark.parametrize("mode", MODES)
+async def test_mounts_remounts_and_cgroups_are_refused(mode: str, client: EnvClient, tokenizer: Path, work: Path,
+                                                       nothing_left) -> None:  # fmt: skip
+    """With every capability these forge the reward (a bind mount over the tests' python3 or
+    /tests) or write to the host (a read-only host folder remounted, a cgroup v1 release_agent),
+    or lift the limits (a fresh cgroup hierarchy). Each must fail."""
+    marker = Path("/etc") / f"harbor-env-escape-{os.getpid()}-{mode}"
+    escape = f"""
+cat > /tmp/python3 <<'EOF'
+#!/bin/sh
+{FORGE}
+EOF
+chmod +x /tmp/python3
+mount --bind /tmp/python3 /usr/bin/python3 && echo MOUNTED-PYTHON
+mkdir -p /tmp/tests && cp /tmp/python3 /tmp/tests/test.sh && mount --bind /tmp/tests /tests && echo MOUNTED-TESTS
+mount -o remount,rw,bind /etc && touch {marker} && echo REMOUNTED
+printf '#!/bin/sh\\ntouch {marker}\\n' > /tmp/agent.sh; chmod +x /tmp/agent.sh
+mkdir -p /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg && echo CGROUP-MOUNTED && echo /tmp/agent.sh > /tmp/cg/release_agent && echo RELEASE-AGENT
+mkdir -p /tmp/cg2 && mount -t cgroup2 none /tmp/cg2 && echo $$ > /tmp/cg2/cgroup.procs && echo CGROUP-ESCAPED
+mknod /tmp/disk b 8 0 && echo MKNOD
+ls /sys/fs/cgroup >/dev/null && echo x > /sys/fs/cgroup/release_agent && echo SYSFS-WRITE
+"""
+    data = probe_task(work / "tasks", f"escape-{mode}", mode)
+    try:
+        trace = await attack(client, tokenizer, data, terminus_reply(run_script(escape), duration=2))
+        assert_scored_zero(trace)
+        trajectory = (Path(trace.info["harbor_trial_dir"]) / "agent" / "trajectory.json").read_text()
+        assert "mount" in trajectory, "the attack never reached the terminal"
+        for success in ("MOUNTED-PYTHON", "MOUNTED-TESTS", "REMOUNTED", "CGROUP-MOUNTED", "CGROUP-ESCAPED", "RELEASE-AGENT", "MKNOD", "SYSFS-WRITE"):  # fmt: skip
+            assert f"\\n{success}" not in trajectory and f"\n{success}" not in trajectory, success
+        assert not marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+async def test_attacks_leave_the_env_server_serving(client: EnvClient, tokenizer: Path) -> None:
+    """After every attack above, an honest episode on the same env server still scores."""
+    with FakeInferenceServer(tokenizer, SOLVING) as server:
+        (trace,) = (await run_episode(client, server, tokenizer)).traces
+    assert trace.ok and trace.reward == 1.0, trace.errors
