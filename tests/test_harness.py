@@ -174,3 +174,21 @@ async def test_each_rollouts_agent_has_its_own_model_client(tmp_path: Path) -> N
         await model.aclose()
     assert all(session.closed for session in sessions)
     assert isinstance(agent("outside")._llm, LiteLLM)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("env", {"A": "b"}), ("forward_env", ["HOME"]), ("disabled_tools", ["bash"]), ("skills", ["/skills"]), ("tool_timeout", 5.0)],
+)
+def test_options_that_would_be_ignored_are_refused(option: str, value: object) -> None:
+    """verifiers' HarnessConfig options configure a program in verifiers' runtime, which a Trial never uses."""
+    with pytest.raises(ValidationError, match=f"`{option}` has no effect in the harbor-env harness"):
+        HarborTrialHarnessConfig(**{option: value})
+    # The env-server wire sends every field with its default: that must still validate.
+    HarborTrialHarnessConfig.model_validate(HarborTrialHarnessConfig().model_dump(mode="json"))
+
+
+def test_timeout_multiplier_needs_scaled_timeouts() -> None:
+    with pytest.raises(ValidationError, match='`timeout_multiplier` is used only with timeouts = "scaled"'):
+        HarborTrialHarnessConfig(timeout_multiplier=2.0)
+    assert HarborTrialHarnessConfig(timeout_multiplier=2.0, timeouts="scaled").timeout_multiplier == 2.0

@@ -43,6 +43,10 @@ TERMINUS_2 = "harbor_env.agent:InterceptedTerminus2"
 ENVIRONMENT_TYPES = sorted({"local", *(t.value for t in EnvironmentType)})
 AGENT_NAMES = sorted(a.value for a in AgentName)
 IGNORED_AGENT_TIMEOUT_SEC = 7 * 24 * 3600.0
+# verifiers' HarnessConfig options (with their defaults) that nothing here reads.
+INHERITED_WITHOUT_EFFECT: dict[str, Any] = {
+    "env": {}, "forward_env": [], "mcp_header_env": {}, "disabled_tools": None, "skills": [], "tool_timeout": 600.0,
+}  # fmt: skip
 
 
 class TrialEnvironmentConfig(BaseConfig):
@@ -145,6 +149,22 @@ class HarborTrialHarnessConfig(vf.HarnessConfig):
     a flaky sandbox provider); later failures are not retried (the episode is errored)."""
     retry_backoff_sec: float = Field(default=5.0, ge=0)
     """Wait before retry n: retry_backoff_sec * 2**(n-1)."""
+
+    @model_validator(mode="after")
+    def _no_option_without_effect(self) -> HarborTrialHarnessConfig:
+        """Refuse what would be silently ignored, as verifiers' own harnesses do. The options
+        inherited from verifiers' HarnessConfig configure a program verifiers starts in its
+        runtime; here Harbor's Trial runs the agent in Harbor's sandbox, which they never reach.
+        Compared by value, not by `model_fields_set`: the env-server wire sends every field."""
+        for name, default in INHERITED_WITHOUT_EFFECT.items():
+            if getattr(self, name, default) != default:
+                raise ValueError(
+                    f"`{name}` has no effect in the harbor-env harness (the agent runs in Harbor's sandbox, "
+                    "not verifiers' runtime); remove it (task environment variables go in the task's Dockerfile or task.toml)"
+                )
+        if self.timeout_multiplier != 1.0 and self.timeouts != "scaled":
+            raise ValueError(f'`timeout_multiplier` is used only with timeouts = "scaled" (timeouts is "{self.timeouts}")')
+        return self
 
 
 def guard_verifier_inputs(trial: Trial) -> None:
