@@ -27,11 +27,21 @@ class LiteLLMTerminus2(InterceptedTerminus2):
     def _init_llm(self, llm_backend: Any, model_name: str, temperature: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
         credentials = current_model_credentials()
         assert credentials is not None, "runs inside a rollout only"
-        client = AsyncOpenAI(base_url=credentials.base_url, api_key=credentials.api_key, max_retries=0,
-                             http_client=DefaultAsyncHttpxClient(verify=_tls_context()))  # fmt: skip
-        return LiteLLM(model_name=model_name, temperature=temperature, api_base=credentials.base_url,
-                       api_key=credentials.api_key, client=client, max_retries=0,
-                       custom_llm_provider="openai")  # fmt: skip
+        client = AsyncOpenAI(
+            base_url=credentials.base_url,
+            api_key=credentials.api_key,
+            max_retries=0,
+            http_client=DefaultAsyncHttpxClient(verify=_tls_context()),
+        )
+        return LiteLLM(
+            model_name=model_name,
+            temperature=temperature,
+            api_base=credentials.base_url,
+            api_key=credentials.api_key,
+            client=client,
+            max_retries=0,
+            custom_llm_provider="openai",
+        )
 
 
 VARIANTS = {"litellm": "agent_variants:LiteLLMTerminus2"}

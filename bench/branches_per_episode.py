@@ -37,7 +37,13 @@ async def main() -> None:
         config = resolve_env_config(
             {
                 "taskset": {"id": "harbor-env", "path": str(args.tasks)},
-                "agent": {"harness": {"id": "harbor-env", "environment": {"type": "local"}, "trials_dir": str(work / "trials")}},
+                "agent": {
+                    "harness": {
+                        "id": "harbor-env",
+                        "environment": {"type": "local"},
+                        "trials_dir": str(work / "trials"),
+                    }
+                },
             }
         )
         env = vf.load_environment(config)
@@ -56,11 +62,16 @@ async def main() -> None:
                     stepwise = sum(len(c.prompt_ids) + len(c.completion_ids) for c in calls)
                     in_branches = sum(len(b.token_ids) for b in trace.branches)
                     sampled = sum(sum(b.sampled_mask) for b in trace.branches)
-                    rows.append((task.data.name, trace.reward, len(calls), len(trace.branches), sampled, in_branches, stepwise))
+                    rows.append(
+                        (task.data.name, trace.reward, len(calls), len(trace.branches), sampled, in_branches, stepwise)
+                    )
     print("| task | reward | turns | branches | sampled tokens | tokens in branches | step-wise tokens | ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, reward, turns, branches, sampled, in_branches, stepwise in rows:
-        print(f"| {name} | {reward} | {turns} | {branches} | {sampled} | {in_branches} | {stepwise} | {in_branches / stepwise:.2f} |")
+        print(
+            f"| {name} | {reward} | {turns} | {branches} | {sampled} | {in_branches} | {stepwise} "
+            f"| {in_branches / stepwise:.2f} |"
+        )
     episodes, branches = len(rows), sum(r[3] for r in rows)
     print(f"\n{episodes} episodes, {branches} branches: {branches / episodes:.2f} branches per episode")
 

@@ -75,8 +75,12 @@ async def env_server(config: Any) -> AsyncIterator[EnvServer]:
     addresses = context.Queue()
     process = context.Process(
         target=serve_env,
-        kwargs={"max_workers": 1, "address": "tcp://127.0.0.1:0", "address_queue": addresses,
-                "config_data": env_config_data(config)},  # fmt: skip
+        kwargs={
+            "max_workers": 1,
+            "address": "tcp://127.0.0.1:0",
+            "address_queue": addresses,
+            "config_data": env_config_data(config),
+        },
         daemon=True,
     )
     process.start()
@@ -138,8 +142,14 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 BENCH_TASK_TOML = 'version = "1.0"\n[verifier]\ntimeout_sec = 30.0\n[agent]\ntimeout_sec = {agent}\n'
 
 
-def write_task(root: Path, name: str, instruction: str, *, agent_timeout: float = 600.0,
-               test_sh: str = "#!/bin/bash\necho 1 > /logs/verifier/reward.txt\n") -> Path:  # fmt: skip
+def write_task(
+    root: Path,
+    name: str,
+    instruction: str,
+    *,
+    agent_timeout: float = 600.0,
+    test_sh: str = "#!/bin/bash\necho 1 > /logs/verifier/reward.txt\n",
+) -> Path:
     """A minimal Harbor task under `root/name` (scores 1 by default), for benchmarks whose
     scripted policy picks its replies by a marker in `instruction`."""
     task = root / name
@@ -187,7 +197,9 @@ def episode_failure(episode: Any) -> str | None:
     return None
 
 
-async def run_batch(client: EnvClient, model: vf.TrainClientConfig, rows: list[dict[str, Any]], concurrency: int) -> Batch:
+async def run_batch(
+    client: EnvClient, model: vf.TrainClientConfig, rows: list[dict[str, Any]], concurrency: int
+) -> Batch:
     """Run every row through the env server, at most `concurrency` episodes at a time."""
     limit = asyncio.Semaphore(concurrency)
 

@@ -12,8 +12,6 @@ Usage: uv run --group bench python bench/lifecycle.py [--quick] [--out bench/res
 
 from __future__ import annotations
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
-
 import json
 import statistics
 import tempfile
@@ -21,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
 from harbor.environments.base import BaseEnvironment
 from harbor.environments.docker.docker import DockerEnvironment
 from harbor.models.task.task import Task
@@ -50,7 +49,9 @@ def _environment_arguments(task: Task, scratch: Path, index: int) -> dict:
 
 
 def local_sandbox(task: Task, scratch: Path, index: int, verifier: str = "fresh") -> BaseEnvironment:
-    return LocalSandbox(**_environment_arguments(task, scratch, index), sandbox_dir=str(scratch / "sandboxes"), verifier=verifier)
+    return LocalSandbox(
+        **_environment_arguments(task, scratch, index), sandbox_dir=str(scratch / "sandboxes"), verifier=verifier
+    )
 
 
 def local_sandbox_shared_verifier(task: Task, scratch: Path, index: int) -> BaseEnvironment:
@@ -61,7 +62,9 @@ def docker_environment(task: Task, scratch: Path, index: int) -> BaseEnvironment
     return DockerEnvironment(**_environment_arguments(task, scratch, index))
 
 
-async def one_cycle(task: Task, scratch: Path, index: int, make: EnvironmentFactory = local_sandbox) -> dict[str, float]:
+async def one_cycle(
+    task: Task, scratch: Path, index: int, make: EnvironmentFactory = local_sandbox
+) -> dict[str, float]:
     """Seconds each phase of one start -> exec -> stop cycle takes."""
     environment = make(task, scratch, index)
     t0 = time.perf_counter()
@@ -116,10 +119,15 @@ def docker_unavailable() -> str | None:
 async def section(out_dir: Path, quick: bool = False) -> str:
     task = Task(DEFAULT_TASK)
     runs, docker_runs = (QUICK_RUNS, QUICK_DOCKER_RUNS) if quick else (RUNS, DOCKER_RUNS)
-    measured = {"local sandbox": await cycles(task, runs),
-                "local sandbox, shared verifier": await cycles(task, runs, local_sandbox_shared_verifier)}  # fmt: skip
-    rows = [[name, runs, p, *(f"{v:.1f}" for v in median_p90_ms([c[p] for c in measured[name]]))]
-            for name in ("local sandbox", "local sandbox, shared verifier") for p in PHASES]  # fmt: skip
+    measured = {
+        "local sandbox": await cycles(task, runs),
+        "local sandbox, shared verifier": await cycles(task, runs, local_sandbox_shared_verifier),
+    }
+    rows = [
+        [name, runs, p, *(f"{v:.1f}" for v in median_p90_ms([c[p] for c in measured[name]]))]
+        for name in ("local sandbox", "local sandbox, shared verifier")
+        for p in PHASES
+    ]
     no_docker = docker_unavailable()
     if no_docker is None:
         try:
@@ -127,8 +135,11 @@ async def section(out_dir: Path, quick: bool = False) -> str:
         except Exception as exc:  # a build without network, a daemon that went away: say so in the table
             rows.append(["Docker", 0, "—", f"failed: {type(exc).__name__}: {exc}".replace("|", "/")[:200], "—"])
         else:
-            rows += [["Docker", docker_runs, p, *(f"{v:.1f}" for v in median_p90_ms([c[p] for c in measured["docker"]]))]
-                     for p in PHASES if p != "verifier isolation"]  # fmt: skip
+            rows += [
+                ["Docker", docker_runs, p, *(f"{v:.1f}" for v in median_p90_ms([c[p] for c in measured["docker"]]))]
+                for p in PHASES
+                if p != "verifier isolation"
+            ]
     else:
         rows.append(["Docker", 0, "—", f"no Docker daemon here ({no_docker.rstrip('.')})", "—"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +147,9 @@ async def section(out_dir: Path, quick: bool = False) -> str:
     local_total = median_p90_ms([c["total"] for c in measured["local sandbox"]])[0]
     if "docker" in measured:
         docker_total = median_p90_ms([c["total"] for c in measured["docker"]])[0]
-        comparison = f"Docker's median cycle takes {docker_total:.0f} ms, {docker_total / local_total:.0f}× the local sandbox's."
+        comparison = (
+            f"Docker's median cycle takes {docker_total:.0f} ms, {docker_total / local_total:.0f}× the local sandbox's."
+        )
     else:
         comparison = "Docker was not measured here (see its row); a container start alone is typically about 500 ms."
     command = "uv run --group bench python bench/lifecycle.py" + (" --quick" if quick else "")

@@ -12,8 +12,6 @@ Usage: uv run --group bench python bench/memory.py [--quick] [--out bench/result
 
 from __future__ import annotations
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
-
 import asyncio
 import contextlib
 import json
@@ -22,6 +20,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
 
 from harbor_env.testing.inference import FakeInferenceServer, PolicyInput
 from harbor_env.testing.policies import terminus_reply
@@ -92,7 +92,9 @@ def pss_mb(pid: int) -> float:
     return 0.0
 
 
-async def run_together(server: common.EnvServer, model: FakeInferenceServer, tokenizer: Path, row: dict, count: int) -> list:
+async def run_together(
+    server: common.EnvServer, model: FakeInferenceServer, tokenizer: Path, row: dict, count: int
+) -> list:
     client = common.train_client(model.base_url, tokenizer)
     return await asyncio.gather(*(server.client.run(client, "test-model", common.SAMPLING, row) for _ in range(count)))
 
@@ -166,8 +168,10 @@ async def section(out_dir: Path, quick: bool = False) -> str:
         ["env-server RSS peak, 32 concurrent episodes", f"{m['peak_rss_mb']:.0f} MB"],
         ["**per concurrent episode** (peak − idle) / 32", f"**{m['per_episode_mb']:.1f} MB**"],
         ["env-server RSS after the episodes finished", f"{m['after_rss_mb']:.0f} MB"],
-        ["sandbox processes at peak (separate processes, not in the RSS above)",
-         f"{m['peak_sandbox_processes']} processes, {m['peak_sandbox_pss_mb']:.0f} MB PSS"],  # fmt: skip
+        [
+            "sandbox processes at peak (separate processes, not in the RSS above)",
+            f"{m['peak_sandbox_processes']} processes, {m['peak_sandbox_pss_mb']:.0f} MB PSS",
+        ],
         ["processes left after the run", m["leftover_processes"]],
     ]
     verdict = "meets" if m["per_episode_mb"] <= TARGET_MB else "misses"

@@ -17,8 +17,6 @@ Usage: uv run --group bench python bench/overhead.py [--quick] [--out bench/resu
 
 from __future__ import annotations
 
-import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
-
 import asyncio
 import contextlib
 import json
@@ -30,6 +28,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
 from common import (
     SAMPLE_TASKS,
     TERMINUS_OPTIONS,
@@ -52,8 +51,17 @@ CONCURRENCIES = (1, 8, 32)
 REPEATS = {1: 3, 8: 8, 32: 16}
 QUICK_REPEATS = {1: 1, 8: 2, 32: 5}
 TARGET_RATIO = 0.95
-HEADER = ["concurrency", "episodes per path", "harbor-env eps/min", "Harbor Job eps/min", "ratio a/b",
-          "CPU s/episode a", "CPU s/episode b", "model calls/episode a", "model calls/episode b"]  # fmt: skip
+HEADER = [
+    "concurrency",
+    "episodes per path",
+    "harbor-env eps/min",
+    "Harbor Job eps/min",
+    "ratio a/b",
+    "CPU s/episode a",
+    "CPU s/episode b",
+    "model calls/episode a",
+    "model calls/episode b",
+]
 
 
 class HarborJobWorker:
@@ -68,10 +76,15 @@ class HarborJobWorker:
     async def run(self, concurrency: int, repeats: int) -> Batch:
         self.runs += 1
         request = {
-            "tasks": str(SAMPLE_TASKS), "jobs_dir": str(self.work / "jobs"), "sandbox_dir": str(self.work / "sandboxes"),
-            "api_base": self.api_base, "agent_kwargs": TERMINUS_OPTIONS,
-            "concurrency": concurrency, "repeats": repeats, "job_name": f"run-{self.runs}",
-        }  # fmt: skip
+            "tasks": str(SAMPLE_TASKS),
+            "jobs_dir": str(self.work / "jobs"),
+            "sandbox_dir": str(self.work / "sandboxes"),
+            "api_base": self.api_base,
+            "agent_kwargs": TERMINUS_OPTIONS,
+            "concurrency": concurrency,
+            "repeats": repeats,
+            "job_name": f"run-{self.runs}",
+        }
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write((json.dumps(request) + "\n").encode())
         await self.process.stdin.drain()
@@ -88,10 +101,13 @@ async def harbor_job_worker(work: Path, api_base: str) -> AsyncIterator[HarborJo
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "worker.log", "wb") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(HARBOR_JOB_WORKER),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+            sys.executable,
+            str(HARBOR_JOB_WORKER),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
             env={**os.environ, "OPENAI_API_KEY": "not-a-real-key"},
-        )  # fmt: skip
+        )
     try:
         yield HarborJobWorker(process, work, api_base)
     finally:
@@ -151,12 +167,23 @@ async def measure(quick: bool) -> tuple[list[list[Any]], list[str]]:
                             batches[path].append(await paths[path](concurrency, repeats[concurrency]))
                             cpu[path] += runner_cpu_seconds(runners[path]) - before
                             calls[path] += model_calls(model) - calls_before
-                    rate = {p: sum(b.episodes for b in bs) / sum(b.seconds for b in bs) * 60 for p, bs in batches.items()}
+                    rate = {
+                        p: sum(b.episodes for b in bs) / sum(b.seconds for b in bs) * 60 for p, bs in batches.items()
+                    }
                     episodes = {p: sum(b.episodes for b in bs) for p, bs in batches.items()}
-                    rows.append([concurrency, episodes["a"], f"{rate['a']:.1f}", f"{rate['b']:.1f}",
-                                 f"{rate['a'] / rate['b']:.2f}", f"{cpu['a'] / episodes['a']:.2f}",
-                                 f"{cpu['b'] / episodes['b']:.2f}", f"{calls['a'] / episodes['a']:.1f}",
-                                 f"{calls['b'] / episodes['b']:.1f}"])  # fmt: skip
+                    rows.append(
+                        [
+                            concurrency,
+                            episodes["a"],
+                            f"{rate['a']:.1f}",
+                            f"{rate['b']:.1f}",
+                            f"{rate['a'] / rate['b']:.2f}",
+                            f"{cpu['a'] / episodes['a']:.2f}",
+                            f"{cpu['b'] / episodes['b']:.2f}",
+                            f"{calls['a'] / episodes['a']:.1f}",
+                            f"{calls['b'] / episodes['b']:.1f}",
+                        ]
+                    )
                     for name, path in (("harbor-env", "a"), ("Harbor Job", "b")):
                         note = failures_note(f"{name} at concurrency {concurrency}", batches[path])
                         if note:
@@ -187,7 +214,8 @@ async def section(out_dir: pathlib.Path, quick: bool = False) -> str:
     text = [
         "### Overhead against Harbor's own job runner",
         "",
-        f"`uv run --group bench python bench/overhead.py{' --quick' if quick else ''}`: the 7 sample tasks, Terminus-2, "
+        f"`uv run --group bench python bench/overhead.py{' --quick' if quick else ''}`: "
+        "the 7 sample tasks, Terminus-2, "
         "the local sandbox and a zero-latency scripted model (in the benchmark process), through (a) harbor-env in "
         "verifiers' env server (prime-rl's path) and (b) Harbor's `Job` (its own Terminus-2 on the model's OpenAI "
         "API), each in its own process, runs interleaved.",

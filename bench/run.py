@@ -20,8 +20,6 @@ raw data (NAME.json) in OUT.
 
 from __future__ import annotations
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
-
 import argparse
 import asyncio
 import datetime
@@ -33,6 +31,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
 
 SECTIONS = ("overhead", "tokens", "lifecycle", "memory", "scaling")
 
@@ -53,7 +53,7 @@ def git_commit() -> str:
 
 
 def header(quick: bool, names: list[str]) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = "uv run --group bench python bench/run.py" + (" --quick" if quick else "")
     if list(names) != list(SECTIONS):
         command += " --only " + " ".join(names)
@@ -64,7 +64,8 @@ def header(quick: bool, names: list[str]) -> str:
             f"- date: {now}",
             f"- machine: {os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()},"
             f" Python {platform.python_version()}",
-            "- load average at start (1/5/15 min): " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
+            "- load average at start (1/5/15 min): "
+            + " / ".join(f"{x:.1f}" for x in os.getloadavg())
             + " (other work shares this machine; absolute figures are noisy)",
             f"- commit: {git_commit()}",
             f"- command: `{command}`",

@@ -12,8 +12,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from lifecycle import DEFAULT_TASK, PHASES, cycles, summarize
 from harbor.models.task.task import Task
+from lifecycle import DEFAULT_TASK, PHASES, cycles, summarize
 
 
 async def main() -> None:

@@ -14,8 +14,6 @@ Usage: uv run --group bench python bench/scaling.py [--quick] [--out bench/resul
 
 from __future__ import annotations
 
-import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
-
 import asyncio
 import collections
 import json
@@ -30,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
 from agent_variants import VARIANTS
 from common import (
     SAMPLE_TASKS,
@@ -55,8 +54,12 @@ QUICK_REPEATS = {1: 1, 2: 1, 4: 1, 8: 2, 16: 3, 32: 5, 64: 10}
 SATURATED = 32  # profiled and compared here: well past the knee on 2 cores
 PROFILE_RATE = 100  # samples per second
 # A thread whose innermost frame is one of these is waiting, not working.
-IDLE_FRAMES = ("EpollSelector.select (selectors.py)", "_worker (concurrent/futures/thread.py)",
-               "Condition.wait (threading.py)", "Event.wait (threading.py)")  # fmt: skip
+IDLE_FRAMES = (
+    "EpollSelector.select (selectors.py)",
+    "_worker (concurrent/futures/thread.py)",
+    "Condition.wait (threading.py)",
+    "Event.wait (threading.py)",
+)
 # Where the env server's event loop goes (inclusive: nested entries are part of the ones above).
 COST_CENTRES = (
     ("Terminus-2's turn loop (Harbor)", "Terminus2._run_agent_loop"),
@@ -156,10 +159,23 @@ async def record_profiles(targets: dict[str, int], out_dir: Path, seconds: int) 
     outputs = {name: out_dir / f"profile-{name}.txt" for name in targets}
     recorders = [
         await asyncio.create_subprocess_exec(
-            py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(PROFILE_RATE),
-            "--format", "raw", "--threads", "--idle", "--output", str(outputs[name]),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            str(PROFILE_RATE),
+            "--format",
+            "raw",
+            "--threads",
+            "--idle",
+            "--output",
+            str(outputs[name]),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         for name, pid in targets.items()
     ]
     for recorder in recorders:
@@ -177,18 +193,21 @@ def profile_summary(env_server_profile: Path, benchmark_profile: Path, seconds: 
     fake_model = bench.get("fake-inference")
     rows = [[label, f"{loop.matching(fragment):.1%}"] for label, fragment in COST_CENTRES]
     top = [[f"`{frame}`", f"{loop.share(n):.1%}"] for frame, n in loop.leaves.most_common(6)]
-    return "\n".join([
-        f"Profile at concurrency {SATURATED} (py-spy, {PROFILE_RATE} Hz wall-clock samples, {seconds} s; raw stacks in "
-        f"`{env_server_profile.name}`, `{benchmark_profile.name}`). Busy (running or waiting for a core, not for "
-        f"work): the env server's event loop {loop.share(loop.busy):.0%} of the time, its {n_executors} executor "
-        f"threads (verifiers tokenizes prompts there) {executors:.0%} summed; in the benchmark process the fake "
-        f"model's thread {fake_model.share(fake_model.busy) if fake_model else 0:.0%}, the client "
-        f"{bench['MainThread'].share(bench['MainThread'].busy):.0%}.",
-        "",
-        markdown_table(["env-server event loop: where its time goes (inclusive)", "% of wall time"], rows),
-        "",
-        markdown_table(["env-server event loop: innermost frames", "% of wall time"], top),
-    ])
+    return "\n".join(
+        [
+            f"Profile at concurrency {SATURATED} (py-spy, {PROFILE_RATE} Hz wall-clock samples, "
+            f"{seconds} s; raw stacks in "
+            f"`{env_server_profile.name}`, `{benchmark_profile.name}`). Busy (running or waiting for a core, not for "
+            f"work): the env server's event loop {loop.share(loop.busy):.0%} of the time, its {n_executors} executor "
+            f"threads (verifiers tokenizes prompts there) {executors:.0%} summed; in the benchmark process the fake "
+            f"model's thread {fake_model.share(fake_model.busy) if fake_model else 0:.0%}, the client "
+            f"{bench['MainThread'].share(bench['MainThread'].busy):.0%}.",
+            "",
+            markdown_table(["env-server event loop: where its time goes (inclusive)", "% of wall time"], rows),
+            "",
+            markdown_table(["env-server event loop: innermost frames", "% of wall time"], top),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------- runs
@@ -209,8 +228,10 @@ class Setup:
 def failure_notes(label: str, batch: Batch) -> list[str]:
     if not batch.failures:
         return []
-    return [f"{label}: {len(batch.failures)} of {batch.episodes} episodes failed (e.g. {batch.failures[0]}); "
-            "its figure is not meaningful"]  # fmt: skip
+    return [
+        f"{label}: {len(batch.failures)} of {batch.episodes} episodes failed (e.g. {batch.failures[0]}); "
+        "its figure is not meaningful"
+    ]
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -234,7 +255,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ("env-server event loop", lambda cpu: cpu["event loop"], "^--", "tab:orange"),
     )
     for label, value, style, color in series:
-        cores.plot(concurrency, [value(r["cpu"]) for r in rows], style, color=color, label=f"{label} (cores)", alpha=0.8)
+        cores.plot(
+            concurrency, [value(r["cpu"]) for r in rows], style, color=color, label=f"{label} (cores)", alpha=0.8
+        )
     cores.set_ylabel("CPU cores")
     cores.set_ylim(0, max(2.2, max(r["cpu"]["machine"] for r in rows) * 1.1))
     lines = throughput.get_legend_handles_labels()[0] + cores.get_legend_handles_labels()[0]
@@ -262,7 +285,9 @@ async def sweep(out_dir: Path, quick: bool) -> tuple[list[dict[str, Any]], str, 
                 for concurrency in CONCURRENCIES:
                     batch, cpu = await metered(meter, setup.batch(concurrency, repeats[concurrency]))
                     notes += failure_notes(f"concurrency {concurrency}", batch)
-                    rows.append({"concurrency": concurrency, "episodes": batch.episodes, "rate": batch.per_minute, "cpu": cpu})
+                    rows.append(
+                        {"concurrency": concurrency, "episodes": batch.episodes, "rate": batch.per_minute, "cpu": cpu}
+                    )
                 # Profile a batch long enough to cover the recording after a ramp-up.
                 rate = next(r["rate"] for r in rows if r["concurrency"] == SATURATED)
                 ramp = 5
@@ -292,7 +317,8 @@ def saturation_text(rows: list[dict[str, Any]]) -> str:
     own = own_cores(cpu) * per_episode
     return (
         f"Throughput reaches 90% of its peak ({best['rate']:.0f} episodes/min at concurrency {best['concurrency']}) "
-        f"at concurrency {knee['concurrency']} and no longer grows: the machine is out of CPU (busy {cpu['machine']:.2f} "
+        f"at concurrency {knee['concurrency']} and no longer grows: the machine is out of CPU "
+        f"(busy {cpu['machine']:.2f} "
         f"of {cores} cores at the peak, {own_cores(cpu):.2f} of them this run's, the rest other work on the machine). "
         f"CPU per episode: {ms('env server')} in the env-server process ({ms('event loop')} on its event loop), "
         f"{ms('sandboxes')} in the sandboxes' processes, {ms('fake model')} in the fake model (its thread is far from "
@@ -304,12 +330,30 @@ def saturation_text(rows: list[dict[str, Any]]) -> str:
 def sweep_section(rows: list[dict[str, Any]], profile: str, notes: list[str], out_dir: Path, quick: bool) -> str:
     plot(rows, out_dir / "scaling.png")
     table = markdown_table(
-        ["concurrency", "episodes", "eps/min", "env-server process (cores)", "its event loop (cores)",
-         "sandboxes (cores)", "fake model (cores)", "machine busy (cores)"],
-        [[r["concurrency"], r["episodes"], f"{r['rate']:.1f}", f"{r['cpu']['env server']:.2f}",
-          f"{r['cpu']['event loop']:.2f}", f"{r['cpu']['sandboxes']:.2f}", f"{r['cpu']['fake model']:.2f}",
-          f"{r['cpu']['machine']:.2f}"] for r in rows],
-    )  # fmt: skip
+        [
+            "concurrency",
+            "episodes",
+            "eps/min",
+            "env-server process (cores)",
+            "its event loop (cores)",
+            "sandboxes (cores)",
+            "fake model (cores)",
+            "machine busy (cores)",
+        ],
+        [
+            [
+                r["concurrency"],
+                r["episodes"],
+                f"{r['rate']:.1f}",
+                f"{r['cpu']['env server']:.2f}",
+                f"{r['cpu']['event loop']:.2f}",
+                f"{r['cpu']['sandboxes']:.2f}",
+                f"{r['cpu']['fake model']:.2f}",
+                f"{r['cpu']['machine']:.2f}",
+            ]
+            for r in rows
+        ],
+    )
     text = [
         "### Scaling with concurrency",
         "",
@@ -341,14 +385,19 @@ async def compare(out_dir: Path, quick: bool, variant: str) -> str:
         work = Path(tmp)
         configs = {
             "current": env_config(SAMPLE_TASKS, work / "current"),
-            variant: env_config(SAMPLE_TASKS, work / variant,
-                                harness={"agent": {"import_path": VARIANTS[variant], "kwargs": TERMINUS_OPTIONS}}),
-        }  # fmt: skip
+            variant: env_config(
+                SAMPLE_TASKS,
+                work / variant,
+                harness={"agent": {"import_path": VARIANTS[variant], "kwargs": TERMINUS_OPTIONS}},
+            ),
+        }
         with solving_model(work) as (model, tokenizer):
             client_model = train_client(model.base_url, tokenizer)
             async with env_server(configs["current"]) as current, env_server(configs[variant]) as other:
                 servers = {"current": current, variant: other}
-                setups = {side: Setup(servers[side], client_model, list(task_rows(configs[side]).values())) for side in sides}
+                setups = {
+                    side: Setup(servers[side], client_model, list(task_rows(configs[side]).values())) for side in sides
+                }
                 meters = {side: CpuMeter(servers[side].pid, model._thread.native_id) for side in sides}  # type: ignore[union-attr]
                 for setup in setups.values():
                     await setup.batch(len(setup.rows), 1)  # warm-up, untimed
@@ -367,10 +416,17 @@ async def compare(out_dir: Path, quick: bool, variant: str) -> str:
     per_episode = {side: {part: cpu[side][part] / episodes[side] * 1000 for part in cpu[side]} for side in sides}
     table = markdown_table(
         ["Terminus-2", "episodes", "eps/min", "env-server CPU ms/episode", "of which event loop"],
-        [[f"`{VARIANTS[side]}`" if side == variant else "current (`harbor_env.agent:InterceptedTerminus2`)",
-          episodes[side], f"{rate[side]:.1f}", f"{per_episode[side]['env server']:.0f}",
-          f"{per_episode[side]['event loop']:.0f}"] for side in sides],
-    )  # fmt: skip
+        [
+            [
+                f"`{VARIANTS[side]}`" if side == variant else "current (`harbor_env.agent:InterceptedTerminus2`)",
+                episodes[side],
+                f"{rate[side]:.1f}",
+                f"{per_episode[side]['env server']:.0f}",
+                f"{per_episode[side]['event loop']:.0f}",
+            ]
+            for side in sides
+        ],
+    )
     text = [
         f"### Before/after: `{variant}` at concurrency {SATURATED}",
         "",

@@ -16,8 +16,6 @@ Usage: uv run python bench/soak.py [--episodes 1000] [--concurrency 32] [--fault
 
 from __future__ import annotations
 
-import common  # noqa: F401, I001  (first: sets env vars before verifiers and Harbor load)
-
 import argparse
 import asyncio
 import os
@@ -26,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import common  # noqa: F401, I001  (first: sets env vars before verifiers and Harbor load)
 import verifiers.v1 as vf
 from common import (
     EnvServer,
@@ -82,8 +81,14 @@ async def main() -> None:
         try:
             async with env_server(config) as server:
                 figures = await soak(server, plan, args.concurrency, task_rows(config), fakes, tokenizer)
-            figures.insert(-1, ("leaked processes / sandbox folders", f"{len(processes_mentioning(str(work / 'sandboxes')))} / "
-                                f"{len(list((work / 'sandboxes').iterdir())) if (work / 'sandboxes').exists() else 0}"))  # fmt: skip
+            figures.insert(
+                -1,
+                (
+                    "leaked processes / sandbox folders",
+                    f"{len(processes_mentioning(str(work / 'sandboxes')))} / "
+                    f"{len(list((work / 'sandboxes').iterdir())) if (work / 'sandboxes').exists() else 0}",
+                ),
+            )
         finally:
             for fake in fakes.values():
                 fake.stop()
@@ -91,7 +96,9 @@ async def main() -> None:
     print(markdown_table(["figure", "value"], [list(f) for f in figures]))
 
 
-async def soak(server: EnvServer, plan: list[str], concurrency: int, rows: dict, fakes: dict, tokenizer: Path) -> list[tuple[str, str]]:
+async def soak(
+    server: EnvServer, plan: list[str], concurrency: int, rows: dict, fakes: dict, tokenizer: Path
+) -> list[tuple[str, str]]:
     """Run `plan` (a fault kind or "ok" per episode) through the env server; its figures."""
     limit = asyncio.Semaphore(concurrency)
     sampling = vf.SamplingConfig(temperature=1.0, max_tokens=1024)
@@ -129,7 +136,10 @@ async def soak(server: EnvServer, plan: list[str], concurrency: int, rows: dict,
         ("errored as expected", str(outcomes["errored as expected"])),
         ("unexpected outcomes", str(outcomes["unexpected"])),
         ("env-server descriptors start → end", f"{descriptors_start} → {descriptors_end}"),
-        ("env-server RSS start → end (MB)", f"{rss_start:.0f} → {rss_end:.0f} ({(rss_end / rss_start - 1) * 100:+.1f}%)"),
+        (
+            "env-server RSS start → end (MB)",
+            f"{rss_start:.0f} → {rss_end:.0f} ({(rss_end / rss_start - 1) * 100:+.1f}%)",
+        ),
         ("env-server RSS after each tenth (MB)", " → ".join(f"{r:.0f}" for r in checkpoints)),
         ("episodes per minute", f"{sum(outcomes.values()) / elapsed * 60:.1f}"),
     ]

@@ -14,12 +14,12 @@ Usage: uv run --group bench python bench/tokens.py [--quick] [--out bench/result
 
 from __future__ import annotations
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
-
 import asyncio
 import json
 import tempfile
 from pathlib import Path
+
+import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
 
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, terminus_reply
@@ -57,12 +57,13 @@ async def measure(turn_counts: tuple[int, ...]) -> list[dict]:
                     *(server.client.run(client, "test-model", common.SAMPLING, rows[f"turns-{n}"]) for n in turn_counts)
                 )
             results = []
-            for n, episode in zip(turn_counts, episodes):
+            for n, episode in zip(turn_counts, episodes, strict=False):
                 (trace,) = episode.traces
                 calls = model.completions_of(trace.id)
                 if not trace.ok or len(calls) != n:
                     raise RuntimeError(
-                        f"{n}-turn episode: ok={trace.ok}, {len(calls)} model calls (expected {n}), errors={trace.errors}"
+                        f"{n}-turn episode: ok={trace.ok}, {len(calls)} model calls (expected {n}), "
+                        f"errors={trace.errors}"
                     )
                 results.append(
                     {
@@ -89,8 +90,13 @@ async def section(out_dir: Path, quick: bool = False) -> str:
     table = common.markdown_table(
         ["turns", "branches", "tokens in branches", "step-wise tokens", "ratio"],
         [
-            [r["turns"], r["branches"], r["tokens_in_branches"], r["stepwise_tokens"],
-             f"{r['tokens_in_branches'] / r['stepwise_tokens']:.3f}"]  # fmt: skip
+            [
+                r["turns"],
+                r["branches"],
+                r["tokens_in_branches"],
+                r["stepwise_tokens"],
+                f"{r['tokens_in_branches'] / r['stepwise_tokens']:.3f}",
+            ]
             for r in results
         ],
     )
@@ -107,12 +113,17 @@ async def section(out_dir: Path, quick: bool = False) -> str:
             "",
             table,
             "",
-            f"{'Every episode gave one branch (one training sample)' if single else 'Some episodes gave more than one branch'}"
-            f"; at {TARGET_TURNS} turns the trainer receives {ratio:.3f} of the tokens step-wise training would"
+            (
+                "Every episode gave one branch (one training sample)"
+                if single
+                else "Some episodes gave more than one branch"
+            )
+            + f"; at {TARGET_TURNS} turns the trainer receives {ratio:.3f} of the tokens step-wise training would"
             f" ({'meets' if ratio <= TARGET_RATIO else 'misses'} the ≤ {TARGET_RATIO} target), and the ratio falls"
             " roughly as 1/turns because each step-wise sample repeats the whole history. Token counts come from"
             " the small offline ChatML test tokenizer (byte-level BPE, 2,000 tokens, trained on Terminus-2's"
-            " templates), so absolute counts differ from a real model's; the ratio depends mostly on how the history grows,"
+            " templates), so absolute counts differ from a real model's; the ratio depends mostly on how the history"
+            " grows,"
             " so it carries over approximately.",
         ]
     )

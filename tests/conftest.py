@@ -43,8 +43,7 @@ def write_task(
     (task / "tests").mkdir()
     (task / "solution").mkdir()
     (task / "task.toml").write_text(
-        'version = "1.0"\n[verifier]\ntimeout_sec = 60.0\n[agent]\ntimeout_sec = 60.0\n'
-        + textwrap.dedent(task_toml)
+        'version = "1.0"\n[verifier]\ntimeout_sec = 60.0\n[agent]\ntimeout_sec = 60.0\n' + textwrap.dedent(task_toml)
     )
     (task / "instruction.md").write_text("Probe task.\n")
     (task / "environment" / "Dockerfile").write_text(dockerfile)
@@ -131,7 +130,9 @@ def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
     described = set()
     for pid in found:
         with contextlib.suppress(OSError):
-            described.add((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()))
+            described.add(
+                (pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip())
+            )
     return described
 
 

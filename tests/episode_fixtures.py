@@ -21,10 +21,12 @@ from harbor_env.testing.tokenizer import build_test_tokenizer
 def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_test_tokenizer(tmp_path_factory.mktemp("tokenizer"))
 
+
 @pytest.fixture
 def inference(tokenizer: Path) -> Iterator[FakeInferenceServer]:
     with FakeInferenceServer(tokenizer, SOLVING) as server:
         yield server
+
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
@@ -39,8 +41,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     addresses = context.Queue()
     process = context.Process(
         target=serve_env,
-        kwargs={"max_workers": 1, "address": "tcp://127.0.0.1:0", "address_queue": addresses,
-                "config_data": env_config_data(env_config(work))},  # fmt: skip
+        kwargs={
+            "max_workers": 1,
+            "address": "tcp://127.0.0.1:0",
+            "address_queue": addresses,
+            "config_data": env_config_data(env_config(work)),
+        },
         daemon=True,
     )
     process.start()
@@ -50,6 +56,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         process.terminate()
         process.join(30)
 
+
 @pytest.fixture
 async def client(served: tuple[str, Path]) -> AsyncIterator[EnvClient]:
     client = EnvClient(served[0])
@@ -58,6 +65,7 @@ async def client(served: tuple[str, Path]) -> AsyncIterator[EnvClient]:
         yield client
     finally:
         await client.close()
+
 
 @pytest.fixture
 def served_work(served: tuple[str, Path]) -> Path:

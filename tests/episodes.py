@@ -23,7 +23,14 @@ FAILING = ScriptedPolicy({MARKER: script_then_finish("cat /app/service/config.in
 INFERENCE_KEY = "sk-inference-test-0123456789"
 
 
-def env_config(work: Path, *, tasks: str | Path = SAMPLE_TASKS, include: list[str] | None = None, agent: dict | None = None, harness: dict | None = None) -> vf.EnvConfig:  # fmt: skip
+def env_config(
+    work: Path,
+    *,
+    tasks: str | Path = SAMPLE_TASKS,
+    include: list[str] | None = None,
+    agent: dict | None = None,
+    harness: dict | None = None,
+) -> vf.EnvConfig:
     return resolve_env_config(
         {
             "taskset": {"id": "harbor-env", "path": str(tasks), "include": include if include is not None else [TASK]},
@@ -48,8 +55,9 @@ def train_client(server: FakeInferenceServer, tokenizer: Path) -> vf.TrainClient
 SAMPLING = vf.SamplingConfig(temperature=1.0, max_tokens=4096)
 
 
-async def run_in_process(config: vf.EnvConfig, server: FakeInferenceServer, tokenizer: Path,
-                         sampling: vf.SamplingConfig = SAMPLING) -> vf.Episode:  # fmt: skip
+async def run_in_process(
+    config: vf.EnvConfig, server: FakeInferenceServer, tokenizer: Path, sampling: vf.SamplingConfig = SAMPLING
+) -> vf.Episode:
     """One episode without the wire (for configs the module's env server does not have)."""
     env = vf.load_environment(config)
     task = next(iter(env.taskset))
@@ -65,7 +73,9 @@ def task_data(name: str = TASK, tasks: Path = SAMPLE_TASKS) -> dict:
     return task.data.model_dump(mode="json")
 
 
-async def run_episode(client: EnvClient, server: FakeInferenceServer, tokenizer: Path, data: dict | None = None) -> vf.Episode:  # fmt: skip
+async def run_episode(
+    client: EnvClient, server: FakeInferenceServer, tokenizer: Path, data: dict | None = None
+) -> vf.Episode:
     return await client.run(train_client(server, tokenizer), "test-model", SAMPLING, data or task_data())
 
 
@@ -75,11 +85,11 @@ def assert_tokens_match_the_model(trace: vf.Trace, server: FakeInferenceServer) 
     assert completions, "no generate request carried this trace's session id"
     assert len(trace.branches) == 1, f"{len(trace.branches)} branches: the chat was not append-only"
     branch = trace.branches[0]
-    sampled = [t for t, m in zip(branch.token_ids, branch.sampled_mask) if m]
-    sampled_logprobs = [lp for lp, m in zip(branch.logprobs, branch.sampled_mask) if m]
+    sampled = [t for t, m in zip(branch.token_ids, branch.sampled_mask, strict=False) if m]
+    sampled_logprobs = [lp for lp, m in zip(branch.logprobs, branch.sampled_mask, strict=False) if m]
     assert sampled == [t for c in completions for t in c.completion_ids]
     assert sampled_logprobs == [lp for c in completions for lp in c.logprobs]
-    assert all(lp == 0.0 for lp, m in zip(branch.logprobs, branch.sampled_mask) if not m)
+    assert all(lp == 0.0 for lp, m in zip(branch.logprobs, branch.sampled_mask, strict=False) if not m)
     # Each turn's prompt is exactly what the branch holds before that turn's completion.
     position = 0
     for completion in completions:

@@ -40,7 +40,7 @@ class PackedSample:
 
     @property
     def sampled_logprobs(self) -> list[float]:
-        return [lp for lp, m in zip(self.logprobs, self.loss_mask) if m]
+        return [lp for lp, m in zip(self.logprobs, self.loss_mask, strict=False) if m]
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def expected_sample(session_id: str, calls: Sequence[GenerateRecord]) -> tuple[l
 
 
 def _first_difference(got: Sequence, want: Sequence) -> str:
-    for index, (a, b) in enumerate(zip(got, want)):
+    for index, (a, b) in enumerate(zip(got, want, strict=False)):
         if a != b:
             return f"position {index}: {a!r} in the batch, {b!r} expected"
     return f"length {len(got)} in the batch, {len(want)} expected"
@@ -196,7 +196,9 @@ def check_step(
         assert record is not None, f"{where}: the orchestrator logged no episode for it"
         assert record.ok, f"{where}: an errored episode is in the batch"
         ids, mask, logprobs = expected_sample(session, calls_by_session[session])
-        assert sample.input_ids == ids, f"{where}: tokens differ from the episode's, {_first_difference(sample.input_ids, ids)}"
+        assert sample.input_ids == ids, (
+            f"{where}: tokens differ from the episode's, {_first_difference(sample.input_ids, ids)}"
+        )
         assert sample.loss_mask == mask, f"{where}: loss mask differs, {_first_difference(sample.loss_mask, mask)}"
         assert sample.logprobs == logprobs, f"{where}: logprobs differ, {_first_difference(sample.logprobs, logprobs)}"
         assert sample.position_ids == list(range(len(ids))), f"{where}: not one packed sequence (position ids)"
@@ -206,7 +208,7 @@ def check_step(
         assert all(r is not None for r in rewards), f"{where}: a scored episode of its group has no reward"
         baseline = sum(rewards) / len(rewards)  # type: ignore[arg-type]
         advantage = record.reward - baseline  # type: ignore[operator]
-        for position, (value, trainable) in enumerate(zip(sample.advantages, sample.loss_mask)):
+        for position, (value, trainable) in enumerate(zip(sample.advantages, sample.loss_mask, strict=False)):
             want = advantage if trainable else 0.0
             assert abs(value - want) <= ADVANTAGE_TOLERANCE, (
                 f"{where}: advantage {value} at position {position}, expected {want} "
@@ -229,8 +231,10 @@ def check_step(
 
 
 def format_table(rows: Sequence[StepSummary]) -> str:
-    lines = ["step | episodes | samples | tokens | sampled tokens | mean reward | errored",
-             "---- | -------- | ------- | ------ | -------------- | ----------- | -------"]  # fmt: skip
+    lines = [
+        "step | episodes | samples | tokens | sampled tokens | mean reward | errored",
+        "---- | -------- | ------- | ------ | -------------- | ----------- | -------",
+    ]
     lines += [
         f"{r.step:>4} | {r.episodes:>8} | {r.samples:>7} | {r.tokens:>6} | {r.sampled_tokens:>14} | "
         f"{r.mean_reward:>11.3f} | {r.errored:>7}"

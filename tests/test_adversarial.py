@@ -87,22 +87,26 @@ def assert_scored_zero(trace) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("writer", sorted(LINGERING_WRITERS))
-async def test_lingering_writers_cannot_forge_the_reward(writer: str, mode: str, client: EnvClient, tokenizer: Path,
-                                                         work: Path, nothing_left) -> None:  # fmt: skip
+async def test_lingering_writers_cannot_forge_the_reward(
+    writer: str, mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
     data = probe_task(work / "tasks", f"{writer}-{mode}", mode)
     trace = await attack(client, tokenizer, data, terminus_reply(run_script(SCRIPTS + LINGERING_WRITERS[writer])))
     assert_scored_zero(trace)
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_loop_in_the_agents_own_pane_cannot_forge_the_reward(mode: str, client: EnvClient, tokenizer: Path,
-                                                                      work: Path, nothing_left) -> None:  # fmt: skip
+async def test_a_loop_in_the_agents_own_pane_cannot_forge_the_reward(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
     data = probe_task(work / "tasks", f"pane-{mode}", mode)
     trace = await attack(client, tokenizer, data, terminus_reply(LOOP + "\n"))
     assert_scored_zero(trace)
 
 
-async def test_user_site_packages_cannot_reach_a_fresh_verifier(client: EnvClient, tokenizer: Path, work: Path, nothing_left) -> None:  # fmt: skip
+async def test_user_site_packages_cannot_reach_a_fresh_verifier(
+    client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
     """A `.pth` file runs in every Python the tests start; the fresh verifier sandbox holds only
     WORKDIR, so the agent's home (and its site-packages) is not there. (Shared mode cannot stop
     this: see the README's security table.)"""
@@ -126,8 +130,9 @@ async def test_the_tasks_solution_is_out_of_sight(client: EnvClient, tokenizer: 
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_link_in_place_of_tests_cannot_redirect_harbors_upload(mode: str, client: EnvClient, tokenizer: Path,
-                                                                        work: Path, nothing_left) -> None:  # fmt: skip
+async def test_a_link_in_place_of_tests_cannot_redirect_harbors_upload(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
     plant = "mkdir -p /logs/agent/planted; rm -rf /tests; ln -s /logs/agent/planted /tests; ls -la /tests"
     data = probe_task(work / "tasks", f"link-{mode}", mode)
     trace = await attack(client, tokenizer, data, terminus_reply(run_script(plant)))
@@ -144,8 +149,9 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="escapes need root on t
 
 @root_only
 @pytest.mark.parametrize("mode", MODES)
-async def test_mounts_remounts_and_cgroups_are_refused(mode: str, client: EnvClient, tokenizer: Path, work: Path,
-                                                       nothing_left) -> None:  # fmt: skip
+async def test_mounts_remounts_and_cgroups_are_refused(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
     """With every capability these forge the reward (a bind mount over the tests' python3 or
     /tests) or write to the host (a read-only host folder remounted, a cgroup v1 release_agent),
     or lift the limits (a fresh cgroup hierarchy). Each must fail."""
@@ -171,7 +177,16 @@ ls /sys/fs/cgroup >/dev/null && echo x > /sys/fs/cgroup/release_agent && echo SY
         assert_scored_zero(trace)
         trajectory = (Path(trace.info["harbor_trial_dir"]) / "agent" / "trajectory.json").read_text()
         assert "mount" in trajectory, "the attack never reached the terminal"
-        for success in ("MOUNTED-PYTHON", "MOUNTED-TESTS", "REMOUNTED", "CGROUP-MOUNTED", "CGROUP-ESCAPED", "RELEASE-AGENT", "MKNOD", "SYSFS-WRITE"):  # fmt: skip
+        for success in (
+            "MOUNTED-PYTHON",
+            "MOUNTED-TESTS",
+            "REMOUNTED",
+            "CGROUP-MOUNTED",
+            "CGROUP-ESCAPED",
+            "RELEASE-AGENT",
+            "MKNOD",
+            "SYSFS-WRITE",
+        ):
             assert f"\\n{success}" not in trajectory and f"\n{success}" not in trajectory, success
         assert not marker.exists()
     finally:

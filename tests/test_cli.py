@@ -88,11 +88,11 @@ def test_prime_rl_checkout_states(capsys: pytest.CaptureFixture, tmp_path: Path)
     (bin_dir / "rl").write_text("#!/bin/sh\nexec python -c 'from harbor_env.cli import rl_main; rl_main()'\n")
     _, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
     assert "is harbor-env's launcher, not prime-rl's `rl`" in err and "--reinstall-package prime-rl" in err
-    (bin_dir / "rl").write_text("#!/bin/sh\nexec python -m prime_rl.entrypoints.rl \"$@\"\n")
+    (bin_dir / "rl").write_text('#!/bin/sh\nexec python -m prime_rl.entrypoints.rl "$@"\n')
     _, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
     assert "could not run prime-rl's Python" in err  # no python in that environment
     # prime-rl's Python, here this test's own: the plugin and the local sandbox load there.
-    (bin_dir / "python").write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (bin_dir / "python").chmod(0o755)
     code, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
     assert code == 2 and "prime-rl" not in err.split("fix:")[0]  # only the GPU problem is left
@@ -128,7 +128,7 @@ def test_empty_or_invalid_task_folders(capsys: pytest.CaptureFixture, tmp_path: 
 
 
 def test_unknown_keys_in_the_environment_section(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    source = local_source(SAMPLE_TASKS, '[orchestrator.train.source.env.agent.harness.agent]\nmax_turn = 3\n')
+    source = local_source(SAMPLE_TASKS, "[orchestrator.train.source.env.agent.harness.agent]\nmax_turn = 3\n")
     code, _, err = run_cli(capsys, "--config", config_with(tmp_path, source), "--dry-run")
     assert code == 2
     assert "unknown key `max_turn` in [orchestrator.train.source[harbor].env.agent.harness.agent]" in err
@@ -140,12 +140,16 @@ def test_unknown_keys_in_the_environment_section(capsys: pytest.CaptureFixture, 
 
 def test_command_line_overrides_reach_the_checks(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     config = config_with(tmp_path, local_source(SAMPLE_TASKS))
-    code, out, _ = run_cli(capsys, "--config", config, "--dry-run", "--", "--deployment.num-infer-gpus", "3", "--max-steps=9")
+    code, out, _ = run_cli(
+        capsys, "--config", config, "--dry-run", "--", "--deployment.num-infer-gpus", "3", "--max-steps=9"
+    )
     assert code == 0
     assert "3 inference + 1 trainer" in out and "max_steps 9" in out and "--max-steps=9" in out
 
 
-def test_dotenv_is_loaded_and_wins_nothing_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
+def test_dotenv_is_loaded_and_wins_nothing_over_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     (tmp_path / ".env").write_text("WANDB_API_KEY=from-dotenv\nHF_TOKEN=hf-from-dotenv\n")
     monkeypatch.setenv("HF_TOKEN", "hf-from-environment")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -163,9 +167,21 @@ def test_eval_end_to_end_against_a_chat_server(capsys: pytest.CaptureFixture, tm
     tokenizer = build_test_tokenizer(tmp_path / "tokenizer")
     with FakeInferenceServer(tokenizer, policy) as server:
         code, out, err = run_cli(
-            capsys, "--config", config, "--eval", "--base-url", server.base_url, "--model", "test-model",
-            "--jobs-dir", tmp_path / "jobs", "--job-name", "job-1", "--concurrency", "2",
-        )  # fmt: skip
+            capsys,
+            "--config",
+            config,
+            "--eval",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "test-model",
+            "--jobs-dir",
+            tmp_path / "jobs",
+            "--job-name",
+            "job-1",
+            "--concurrency",
+            "2",
+        )
         assert server.chat_requests and all(r["model"] == "test-model" for r in server.chat_requests)
     assert code == 0, err
     job = tmp_path / "jobs" / "job-1"
@@ -183,7 +199,9 @@ def test_eval_end_to_end_against_a_chat_server(capsys: pytest.CaptureFixture, tm
 
 def test_rl_command_takes_prime_rl_arguments(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """`uv run rl @ FILE [overrides] [--dry-run]`, as prime-rl's own `rl` is called."""
-    monkeypatch.setattr("sys.argv", ["rl", "@", str(REPO / "configs" / "harbor_eval.toml"), "--max-steps", "7", "--dry-run"])
+    monkeypatch.setattr(
+        "sys.argv", ["rl", "@", str(REPO / "configs" / "harbor_eval.toml"), "--max-steps", "7", "--dry-run"]
+    )
     assert cli.rl_main() == 0
     out = capsys.readouterr().out
     assert "max_steps 7" in out and "--max-steps 7" in out and "not validated" in out
@@ -204,7 +222,9 @@ def test_smoke_run_config(tmp_path: Path) -> None:
     assert [check_source(s)[0].tasks for s in smoke.harbor_sources()] == [cli.SMOKE_TASKS] * 2
 
 
-def test_layered_configs_merge_as_prime_rl_layers_them(capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch) -> None:
+def test_layered_configs_merge_as_prime_rl_layers_them(
+    capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch
+) -> None:
     """`rl @ a.toml @ b.toml`: b's tables merge into a's; the checks see the merged run."""
     base = config_with(tmp_path, local_source(SAMPLE_TASKS, include=["csv-to-json"]))
     (tmp_path / "more.toml").write_text("max_steps = 11\n[deployment]\nnum_infer_gpus = 2\n")

@@ -87,8 +87,10 @@ def test_invalid_tasks_are_named_or_skipped(work: Path) -> None:
         (lambda t: (t / "task.toml").unlink(), r"probe: task.toml is missing"),
         (lambda t: (t / "instruction.md").unlink(), r"probe: instruction.md is missing"),
         (lambda t: (t / "tests" / "test.sh").unlink(), r"probe: tests/test.sh is missing"),
-        (lambda t: (t / "task.toml").write_text('[metadata]\nreward_range = [1, 0]\n'),
-         r"probe/task.toml: \[metadata\] reward_range must be \[low, high\]"),
+        (
+            lambda t: (t / "task.toml").write_text("[metadata]\nreward_range = [1, 0]\n"),
+            r"probe/task.toml: \[metadata\] reward_range must be \[low, high\]",
+        ),
     ],
     ids=["unparseable-task-toml", "no-task-toml", "no-instruction", "no-test-sh", "bad-reward-range"],
 )
@@ -113,7 +115,9 @@ def test_missing_or_empty_task_paths(work: Path) -> None:
 # ---------------------------------------------------------------------------- end to end
 
 
-async def test_solving_and_failing_policies_over_the_wire(client: EnvClient, served_work: Path, tokenizer: Path) -> None:
+async def test_solving_and_failing_policies_over_the_wire(
+    client: EnvClient, served_work: Path, tokenizer: Path
+) -> None:
     with FakeInferenceServer(tokenizer, SOLVING) as solver, FakeInferenceServer(tokenizer, FAILING) as failer:
         solved, failed = await asyncio.gather(
             run_episode(client, solver, tokenizer), run_episode(client, failer, tokenizer)
@@ -131,7 +135,9 @@ async def test_solving_and_failing_policies_over_the_wire(client: EnvClient, ser
         assert solver.api_keys_seen == {INFERENCE_KEY}
 
 
-async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # fmt: skip
+async def test_no_key_or_secret_is_written(
+    work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
     """In-process, so the test can see the interception's per-rollout secrets. Scans every file
     the trial wrote and every log record, for those, the inference key and host secrets (as
     `.env` values would be); the agent even prints its environment to the terminal. The host's
@@ -155,7 +161,9 @@ async def test_no_key_or_secret_is_written(work: Path, tokenizer: Path, monkeypa
     for name in ("OPENAI_BASE_URL", "OPENAI_API_BASE"):
         monkeypatch.setenv(name, "http://127.0.0.1:9/v1")  # nothing listens there
     caplog.set_level(logging.DEBUG)
-    policy = ScriptedPolicy({MARKER: script_then_finish("env; echo $OPENAI_API_KEY $WANDB_API_KEY\n", run_script(SOLVE), duration=3)})  # fmt: skip
+    policy = ScriptedPolicy(
+        {MARKER: script_then_finish("env; echo $OPENAI_API_KEY $WANDB_API_KEY\n", run_script(SOLVE), duration=3)}
+    )
     with FakeInferenceServer(tokenizer, policy) as server:
         episode = await run_in_process(env_config(work), server, tokenizer)
     assert episode.traces[0].reward == 1.0, episode.traces[0].errors
@@ -190,7 +198,9 @@ async def test_inference_errors_make_the_trace_errored_not_zero(client: EnvClien
     assert not trace.ok and trace.errors and trace.rewards.get("reward") is None
 
 
-async def test_environment_failing_to_start_is_errored(work: Path, tokenizer: Path, inference: FakeInferenceServer) -> None:  # fmt: skip
+async def test_environment_failing_to_start_is_errored(
+    work: Path, tokenizer: Path, inference: FakeInferenceServer
+) -> None:
     missing = str(work / "missing-rootfs")
     config = env_config(work, harness={"environment": {"type": "local", "kwargs": {"rootfs": missing}}})
     (trace,) = (await run_in_process(config, inference, tokenizer)).traces
@@ -238,11 +248,15 @@ async def test_the_agents_turn_limit_is_scored(work: Path, tokenizer: Path) -> N
     assert trace.reward == 0.0 and trace.metrics["harbor_turns"] == 2
 
 
-async def test_sixteen_concurrent_episodes_keep_their_own_tokens(client: EnvClient, served_work: Path, tokenizer: Path) -> None:  # fmt: skip
+async def test_sixteen_concurrent_episodes_keep_their_own_tokens(
+    client: EnvClient, served_work: Path, tokenizer: Path
+) -> None:
     processes_before = foreign_processes()
     rows = [task_data(name) for name in ("repair-config", "csv-to-json", "fix-python-bug", "git-history")]
     with FakeInferenceServer(tokenizer, FAILING) as server:
-        episodes = await asyncio.gather(*(run_episode(client, server, tokenizer, rows[i % len(rows)]) for i in range(16)))
+        episodes = await asyncio.gather(
+            *(run_episode(client, server, tokenizer, rows[i % len(rows)]) for i in range(16))
+        )
         traces = [trace for episode in episodes for trace in episode.traces]
         assert len({t.id for t in traces}) == 16
         for trace in traces:
@@ -268,7 +282,7 @@ async def test_malformed_model_output_is_the_agents_problem(client: EnvClient, t
 
 async def test_an_agent_cannot_forge_its_reward(client: EnvClient, tokenizer: Path) -> None:
     """reward.json wins over reward.txt in Harbor: a planted one must not survive to scoring."""
-    forge = "mkdir -p /logs/verifier /tests && echo '{\"reward\": 1}' > /logs/verifier/reward.json && echo 'echo 1 > /logs/verifier/reward.txt' > /tests/extra.sh\n"  # fmt: skip
+    forge = "mkdir -p /logs/verifier /tests && echo '{\"reward\": 1}' > /logs/verifier/reward.json && echo 'echo 1 > /logs/verifier/reward.txt' > /tests/extra.sh\n"
     policy = ScriptedPolicy({MARKER: script_then_finish(forge)})
     with FakeInferenceServer(tokenizer, policy) as server:
         (trace,) = (await run_episode(client, server, tokenizer)).traces
@@ -276,13 +290,18 @@ async def test_an_agent_cannot_forge_its_reward(client: EnvClient, tokenizer: Pa
     assert trace.reward == 0.0
 
 
-async def test_the_trajectory_is_written_once_with_every_turn(work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+async def test_the_trajectory_is_written_once_with_every_turn(
+    work: Path, tokenizer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Terminus-2 rewrites trajectory.json after every turn; inside a rollout it is written once,
     when the agent finishes, and still holds every turn."""
     writes = []
     dump = Terminus2._dump_trajectory_with_continuation_index
-    monkeypatch.setattr(Terminus2, "_dump_trajectory_with_continuation_index",
-                        lambda self, index: (writes.append(index), dump(self, index))[1])  # fmt: skip
+    monkeypatch.setattr(
+        Terminus2,
+        "_dump_trajectory_with_continuation_index",
+        lambda self, index: (writes.append(index), dump(self, index))[1],
+    )
     with FakeInferenceServer(tokenizer, SOLVING) as server:
         (trace,) = (await run_in_process(env_config(work), server, tokenizer)).traces
         calls = len(server.completions_of(trace.id))

@@ -27,7 +27,10 @@ def test_admin_endpoints_and_lora_adapters(tokenizer: Path) -> None:
 
         assert client.get("/health").status_code == 200
         assert client.post("/inference/v1/generate", json=request).status_code == 404  # not loaded yet
-        assert client.post("/load_lora_adapter", json={"lora_name": "r16-a32", "lora_path": "/w/step_0"}).status_code == 200
+        assert (
+            client.post("/load_lora_adapter", json={"lora_name": "r16-a32", "lora_path": "/w/step_0"}).status_code
+            == 200
+        )
         assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["base", "r16-a32"]
         reply = client.post("/inference/v1/generate", json=request)
         assert reply.status_code == 200 and server.records[-1].model == "r16-a32"
@@ -47,7 +50,9 @@ def test_admin_endpoints_and_lora_adapters(tokenizer: Path) -> None:
 
 
 def test_a_fault_hits_only_the_request_the_chooser_picks(tokenizer: Path) -> None:
-    policy = RotatingPolicy({"solve": ScriptedPolicy({}, default=["solve"]), "fail": ScriptedPolicy({}, default=["fail"])})
+    policy = RotatingPolicy(
+        {"solve": ScriptedPolicy({}, default=["solve"]), "fail": ScriptedPolicy({}, default=["fail"])}
+    )
 
     def second_session_second_turn(request: PolicyInput) -> str | None:
         return "http_500" if request.turn == 1 and policy.index_of(request.session_id) == 1 else None

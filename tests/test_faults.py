@@ -42,11 +42,26 @@ VERIFIER_FAULTS = {
     "infinite": ("#!/bin/bash\necho '{\"reward\": Infinity}' > /logs/verifier/reward.json\n", "nf"),
     "times-out": ("#!/bin/bash\nsleep 30\necho 1 > /logs/verifier/reward.txt\n", "Timeout"),
     # The reward rule (rewards.py): each error names reward.json or the range to declare.
-    "boolean": ("#!/bin/bash\necho '{\"reward\": true}' > /logs/verifier/reward.json\n", "reward.json: `reward` is true, a boolean"),
-    "huge-integer": ("#!/bin/bash\necho \"{\\\"reward\\\": 1$(printf '0%.0s' {1..400})}\" > /logs/verifier/reward.json\n", "reward.json: `reward` is an integer of 401 digits"),
-    "huge-metric": ("#!/bin/bash\necho \"{\\\"reward\\\": 1, \\\"n\\\": 1$(printf '0%.0s' {1..400})}\" > /logs/verifier/reward.json\n", "reward.json: `n` is an integer"),
-    "above-range": ("#!/bin/bash\necho 1.5 > /logs/verifier/reward.txt\n", "reward 1.5 is outside the task's range [0, 1]"),
-    "below-range": ("#!/bin/bash\necho '{\"reward\": -1}' > /logs/verifier/reward.json\n", "reward -1.0 is outside the task's range [0, 1]"),
+    "boolean": (
+        "#!/bin/bash\necho '{\"reward\": true}' > /logs/verifier/reward.json\n",
+        "reward.json: `reward` is true, a boolean",
+    ),
+    "huge-integer": (
+        '#!/bin/bash\necho "{\\"reward\\": 1$(printf \'0%.0s\' {1..400})}" > /logs/verifier/reward.json\n',
+        "reward.json: `reward` is an integer of 401 digits",
+    ),
+    "huge-metric": (
+        '#!/bin/bash\necho "{\\"reward\\": 1, \\"n\\": 1$(printf \'0%.0s\' {1..400})}" > /logs/verifier/reward.json\n',
+        "reward.json: `n` is an integer",
+    ),
+    "above-range": (
+        "#!/bin/bash\necho 1.5 > /logs/verifier/reward.txt\n",
+        "reward 1.5 is outside the task's range [0, 1]",
+    ),
+    "below-range": (
+        "#!/bin/bash\necho '{\"reward\": -1}' > /logs/verifier/reward.json\n",
+        "reward -1.0 is outside the task's range [0, 1]",
+    ),
 }
 
 
@@ -76,7 +91,11 @@ def _kill_a_sandbox(sandboxes: Path, wait: float = 30.0) -> bool:
     """SIGKILL the bubblewrap processes of the first sandbox that appears under `sandboxes`."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        victims = [pid for pid, cmdline in foreign_processes() if cmdline.split(" ")[0].endswith("bwrap") and str(sandboxes) in cmdline]
+        victims = [
+            pid
+            for pid, cmdline in foreign_processes()
+            if cmdline.split(" ")[0].endswith("bwrap") and str(sandboxes) in cmdline
+        ]
         if victims:
             time.sleep(1.0)  # let the agent get going
             for pid in victims:
@@ -189,8 +208,12 @@ async def test_an_environment_slower_than_its_start_timeout_is_errored_and_retri
 
     write_task(work / "tasks", "slow", task_toml="[environment]\nbuild_timeout_sec = 1.0\n")
     environment = {"import_path": "flaky_sandbox:SlowStartSandbox", "kwargs": {"sandbox_dir": str(work / "sandboxes")}}
-    config = env_config(work, tasks=work / "tasks", include=["slow"],
-                        harness={"environment": environment, "retries": 1, "retry_backoff_sec": 0.1})  # fmt: skip
+    config = env_config(
+        work,
+        tasks=work / "tasks",
+        include=["slow"],
+        harness={"environment": environment, "retries": 1, "retry_backoff_sec": 0.1},
+    )
     started = time.monotonic()
     with FakeInferenceServer(tokenizer, QUICK) as server:
         (trace,) = (await run_in_process(config, server, tokenizer)).traces

@@ -60,14 +60,23 @@ class Project:
         return {**env, **extra}
 
     def installed(self) -> list[str]:
-        return subprocess.run([self.uv, "pip", "freeze", "--python", str(self.stub.python)], capture_output=True,
-                              text=True, check=True).stdout.splitlines()  # fmt: skip
+        return subprocess.run(
+            [self.uv, "pip", "freeze", "--python", str(self.stub.python)], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
 
 
 def _copy_project(dest: Path) -> None:
     """The files a clone of this project has (tracked, or new and not ignored)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file() and not name.startswith("prime-rl/"):
@@ -108,8 +117,14 @@ def run(project: Project, *command: str, **env: str) -> tuple[subprocess.Complet
     log.unlink(missing_ok=True)
     before = project.installed()
     try:
-        done = subprocess.run(list(command), cwd=project.root, capture_output=True, text=True, timeout=RETURN_WITHIN_SEC,
-                              env=project.env(CUDA_VISIBLE_DEVICES="0,1", PRIME_RL_STUB_LOG=str(log), **env))  # fmt: skip
+        done = subprocess.run(
+            list(command),
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=RETURN_WITHIN_SEC,
+            env=project.env(CUDA_VISIBLE_DEVICES="0,1", PRIME_RL_STUB_LOG=str(log), **env),
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{' '.join(command)} did not return within {RETURN_WITHIN_SEC} s (does the handover run itself?)")
     assert project.installed() == before, "prime-rl's environment was changed"
@@ -154,7 +169,9 @@ def test_training_hands_over_to_prime_rls_rl_once(project: Project, command: lis
 
 
 def test_smoke_run_hands_over_its_own_config(project: Project) -> None:
-    done, records = run(project, project.uv, "run", "python", "-m", "src.train", "--config", "configs/harbor_eval.toml", "--test")
+    done, records = run(
+        project, project.uv, "run", "python", "-m", "src.train", "--config", "configs/harbor_eval.toml", "--test"
+    )
     assert done.returncode == 0, done.stderr
     assert commands(records) == ["env-server", "orchestrator", "rl"]
     rl = next(r for r in records if r["command"] == "rl")
@@ -173,13 +190,15 @@ def test_dry_run_runs_prime_rls_own_dry_run_once_and_reports_its_verdict(project
     assert "prime-rl's own dry run accepted the config" in done.stdout
 
 
-
-def test_a_rejecting_dry_run_fails_with_prime_rls_verdict(project: Project, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+def test_a_rejecting_dry_run_fails_with_prime_rls_verdict(
+    project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     """In-process (the launcher's imports are paid once), still through prime-rl's real process."""
     log = project.root / "outputs" / "reject-log.jsonl"
     monkeypatch.chdir(project.root)
-    for key, value in project.env(CUDA_VISIBLE_DEVICES="0,1", PRIME_RL_STUB_LOG=str(log), PRIME_RL_STUB_REJECT="1").items():
+    for key, value in project.env(
+        CUDA_VISIBLE_DEVICES="0,1", PRIME_RL_STUB_LOG=str(log), PRIME_RL_STUB_REJECT="1"
+    ).items():
         monkeypatch.setenv(key, value)
     assert cli.main(["--config", "configs/harbor_eval.toml", "--dry-run"]) == 1
     assert "prime-rl's own dry run rejected the config (exit 1)" in capsys.readouterr().err
@@ -195,8 +214,14 @@ def test_cloud_sdk_extras_are_checked_then_installed_without_touching_prime_rls_
     before = set(project.installed())
     setup = project.env(SETUPTOOLS_SCM_PRETEND_VERSION=PINNED_VERIFIERS_VERSION)
     setup.pop("UV_LOCKED", None)
-    done = subprocess.run(["bash", "scripts/setup-prime-rl.sh", "e2b"], cwd=project.root, env=setup, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "scripts/setup-prime-rl.sh", "e2b"],
+        cwd=project.root,
+        env=setup,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     after = set(project.installed())
     assert before <= after and any(line.startswith("e2b==") for line in after - before)  # only additions
@@ -207,15 +232,23 @@ def test_cloud_sdk_extras_are_checked_then_installed_without_touching_prime_rls_
 
 def test_installing_harbor_env_into_prime_rls_environment_replaces_nothing(project: Project) -> None:
     """`uv pip install <harbor-env>` into prime-rl's environment (the README's own-setup path)."""
-    done = subprocess.run([project.uv, "pip", "install", "--dry-run", "--python", str(project.stub.python), "-e",
-                           str(project.root)], capture_output=True, text=True, env=project.env())  # fmt: skip
+    done = subprocess.run(
+        [project.uv, "pip", "install", "--dry-run", "--python", str(project.stub.python), "-e", str(project.root)],
+        capture_output=True,
+        text=True,
+        env=project.env(),
+    )
     assert done.returncode == 0, done.stderr
-    changes = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.startswith((" + ", " - ", " ~ "))]
+    changes = [
+        line.strip() for line in (done.stdout + done.stderr).splitlines() if line.startswith((" + ", " - ", " ~ "))
+    ]
     assert changes and all(line.startswith("+ harbor-env") for line in changes), changes
 
 
 def test_the_package_ships_no_command_named_like_prime_rls() -> None:
     """Installed into prime-rl's environment, a script of the same name would replace prime-rl's."""
-    scripts = {e.name for e in importlib.metadata.distribution("harbor-env").entry_points if e.group == "console_scripts"}
+    scripts = {
+        e.name for e in importlib.metadata.distribution("harbor-env").entry_points if e.group == "console_scripts"
+    }
     assert not scripts & PRIME_RL_COMMANDS
     assert shutil.which("rl", path=str(REPO / ".venv" / "bin"))  # this checkout's `rl` comes from rl-command/

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ from harbor_env.harness import HarborTrialHarness, HarborTrialHarnessConfig
 from harbor_env.outcome import interpret
 from harbor_env.taskset import HarborTaskset, HarborTasksetConfig
 
-
 try:  # Harbor 0.25+
     from harbor.models.trial import error_policy
 except ImportError:
@@ -31,12 +30,16 @@ def harness(**config) -> HarborTrialHarness:
 
 @pytest.fixture(scope="module")
 def task_data():
-    (task,) = HarborTaskset(HarborTasksetConfig(id="harbor-env", path=str(SAMPLE_TASKS), include=["git-history"])).load()
+    (task,) = HarborTaskset(
+        HarborTasksetConfig(id="harbor-env", path=str(SAMPLE_TASKS), include=["git-history"])
+    ).load()
     return task.data
 
 
 def test_trial_config_for_terminus_and_the_local_sandbox(task_data) -> None:
-    config = harness(environment={"type": "local", "kwargs": {"keep": True}}, agent={"max_turns": 7, "parser": "xml"}).trial_config(task_data, "my-model")  # fmt: skip
+    config = harness(
+        environment={"type": "local", "kwargs": {"keep": True}}, agent={"max_turns": 7, "parser": "xml"}
+    ).trial_config(task_data, "my-model")
     assert config.task.path == Path(task_data.task_dir)
     assert config.environment.import_path == "harbor_env.sandbox:LocalSandbox"
     assert config.environment.kwargs == {"keep": True}
@@ -123,9 +126,16 @@ def test_which_exceptions_keep_the_reward(exception_type: str, real_result: Tria
     """The agent's own outcomes are scored on the state it left; everything else is errored even
     when the verifier ran. Where Harbor has its own table (0.25+), it says what the README says."""
     scored_here, harbor_reward_valid = POLICY_COMPARISON[exception_type]
-    failed = real_result.model_copy(update={"exception_info": ExceptionInfo(
-        exception_type=exception_type, exception_message="probe", exception_traceback="",
-        occurred_at=datetime.now(timezone.utc))})  # fmt: skip
+    failed = real_result.model_copy(
+        update={
+            "exception_info": ExceptionInfo(
+                exception_type=exception_type,
+                exception_message="probe",
+                exception_traceback="",
+                occurred_at=datetime.now(UTC),
+            )
+        }
+    )
     outcome = interpret(failed)
     assert (outcome.error is None) is scored_here, outcome.error
     assert outcome.info["harbor_exception_type"] == exception_type
@@ -158,8 +168,12 @@ async def test_each_rollouts_agent_has_its_own_model_client(tmp_path: Path) -> N
     from harbor_env.interception_llm import InterceptionLLM
 
     def agent(name: str) -> InterceptedTerminus2:
-        return InterceptedTerminus2(logs_dir=tmp_path / name, model_name="openai/test-model", model_timeout_sec=5.0,
-                                    record_terminal_session=False)  # fmt: skip
+        return InterceptedTerminus2(
+            logs_dir=tmp_path / name,
+            model_name="openai/test-model",
+            model_timeout_sec=5.0,
+            record_terminal_session=False,
+        )
 
     models = []
     for n in range(2):
@@ -178,7 +192,13 @@ async def test_each_rollouts_agent_has_its_own_model_client(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("env", {"A": "b"}), ("forward_env", ["HOME"]), ("disabled_tools", ["bash"]), ("skills", ["/skills"]), ("tool_timeout", 5.0)],
+    [
+        ("env", {"A": "b"}),
+        ("forward_env", ["HOME"]),
+        ("disabled_tools", ["bash"]),
+        ("skills", ["/skills"]),
+        ("tool_timeout", 5.0),
+    ],
 )
 def test_options_that_would_be_ignored_are_refused(option: str, value: object) -> None:
     """verifiers' HarnessConfig options configure a program in verifiers' runtime, which a Trial never uses."""

@@ -138,8 +138,12 @@ def test_a_crashed_owner_takes_its_sandbox_and_daemons_along(work: Path) -> None
     assert survivors == []
     groups = json.loads((Path(sandbox_dir) / reaper.OWNER_FILE).read_text())["cgroups"]
     assert Path(sandbox_dir).is_dir() and all(Path(g).is_dir() for g in groups)
-    command = subprocess.run([os.sys.executable, "-m", "harbor_env.sandbox.reaper", str(work / "sandboxes")],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    command = subprocess.run(
+        [os.sys.executable, "-m", "harbor_env.sandbox.reaper", str(work / "sandboxes")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert f"reaped {sandbox_dir}" in command.stdout, command.stdout + command.stderr
     assert not Path(sandbox_dir).exists() and not any(Path(g).exists() for g in groups)
 
@@ -188,7 +192,11 @@ async def test_concurrent_sandboxes_do_not_see_each_other(work: Path) -> None:
     a, b = make_sandbox(task, work, "a"), make_sandbox(task, work, "b")
     async with running(a), running(b):
         for sandbox, secret in ((a, "alpha"), (b, "bravo")):
-            assert (await sandbox.exec(f"echo {secret} > /app/secret; echo {secret} > /tmp/secret; tmux new -d -s s-{secret}")).return_code == 0
+            assert (
+                await sandbox.exec(
+                    f"echo {secret} > /app/secret; echo {secret} > /tmp/secret; tmux new -d -s s-{secret}"
+                )
+            ).return_code == 0
         for sandbox, mine, theirs in ((a, "alpha", "bravo"), (b, "bravo", "alpha")):
             result = await sandbox.exec("cat /app/secret /tmp/secret; tmux ls")
             assert mine in result.stdout and theirs not in result.stdout
@@ -250,13 +258,17 @@ async def test_uploads_and_downloads(work: Path) -> None:
         await sandbox.upload_file(source / "a.txt", "/app/deep/copy.txt")
         # Outside the sandbox's own directories: created inside the sandbox's private root.
         await sandbox.upload_dir(source, "/installed-agent")
-        result = await sandbox.exec("cat /tests/a.txt /tests/nested/b.txt /app/deep/copy.txt /installed-agent/nested/b.txt")
+        result = await sandbox.exec(
+            "cat /tests/a.txt /tests/nested/b.txt /app/deep/copy.txt /installed-agent/nested/b.txt"
+        )
         assert result.stdout == "A\nB\nA\nB\n"
         # Read-only base paths refuse uploads.
         with pytest.raises(PermissionError):
             await sandbox.upload_file(source / "a.txt", "/usr/share/probe.txt")
 
-        await sandbox.exec("mkdir -p /app/out/sub && echo X > /app/out/sub/x && echo Y > /tmp/inside && ln -s /tmp /app/link")
+        await sandbox.exec(
+            "mkdir -p /app/out/sub && echo X > /app/out/sub/x && echo Y > /tmp/inside && ln -s /tmp /app/link"
+        )
         await sandbox.download_dir("/app/out", work / "down")
         assert (work / "down/sub/x").read_text() == "X\n"
         await sandbox.download_file("/app/out/sub/x", work / "x.txt")
@@ -312,7 +324,9 @@ async def test_empty_dirs_through_host_paths_never_follows_links(work: Path) -> 
         await sandbox.empty_dirs(["/app/via/made"], chmod=True)
         assert len(commands) == 1  # a link on the way: resolved inside the sandbox
         sandbox.exec = run_in_sandbox
-        check = await sandbox.exec("ls -A /tests /logs/verifier; stat -c %a /logs/verifier /app/new; test -d /tmp/made && test -x /usr/bin/env && echo intact")
+        check = await sandbox.exec(
+            "ls -A /tests /logs/verifier; stat -c %a /logs/verifier /app/new; test -d /tmp/made && test -x /usr/bin/env && echo intact"
+        )
     assert check.stdout.split() == ["/logs/verifier:", "/tests:", "777", "777", "intact"], check
     assert list(sandbox.trial_paths.verifier_dir.iterdir()) == []
 
@@ -339,7 +353,9 @@ async def test_memory_and_process_limits(work: Path) -> None:
         enforced = sandbox._cgroup.enforced if sandbox._cgroup else set()
         if not {"memory_mb", "pids"} <= enforced:
             pytest.skip(f"this host cannot enforce cgroup limits (enforced: {sorted(enforced)})")
-        hog = await sandbox.exec("python3 -c \"x = bytearray(400 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096]); print('survived')\"")
+        hog = await sandbox.exec(
+            "python3 -c \"x = bytearray(400 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096]); print('survived')\""
+        )
         assert hog.return_code == 137 and "survived" not in (hog.stdout or "")  # SIGKILL, as in Docker
         forks = await sandbox.exec(FORK_MANY, timeout_sec=60)
         assert forks.return_code == 0, forks
@@ -349,8 +365,12 @@ async def test_memory_and_process_limits(work: Path) -> None:
 
 
 async def test_storage_quota_stops_a_disk_filler(work: Path) -> None:
-    task = write_task(work, task_toml="[environment]\nstorage_mb = 32\n", files={"environment/seed.txt": "seed\n"},
-                      dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nCOPY seed.txt /app/\n")  # fmt: skip
+    task = write_task(
+        work,
+        task_toml="[environment]\nstorage_mb = 32\n",
+        files={"environment/seed.txt": "seed\n"},
+        dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nCOPY seed.txt /app/\n",
+    )
     if os.geteuid() != 0:
         pytest.skip("the storage quota needs root on the host")
     free_before = shutil.disk_usage(work).free
@@ -365,7 +385,9 @@ async def test_storage_quota_stops_a_disk_filler(work: Path) -> None:
         await sandbox.upload_file(work / "upload.txt", "/tests/upload.txt")
         assert (await sandbox.exec("cat /tests/upload.txt")).stdout == "uploaded\n"
         # The agent's log folder counts too; what it holds reaches the trial at the end.
-        fill = await sandbox.exec("dd if=/dev/zero of=/logs/agent/fill bs=1M count=100 2>&1; rm /logs/agent/fill; echo kept > /logs/agent/note")
+        fill = await sandbox.exec(
+            "dd if=/dev/zero of=/logs/agent/fill bs=1M count=100 2>&1; rm /logs/agent/fill; echo kept > /logs/agent/note"
+        )
         assert "No space left on device" in fill.stdout, fill
         sandbox_dir = sandbox.sandbox_dir
     assert (work / "trials" / "probe" / "agent" / "note").read_text() == "kept\n"
@@ -441,7 +463,9 @@ def test_unknown_option_names_the_allowed_ones(work: Path) -> None:
 async def test_missing_bubblewrap_is_a_clear_error(work: Path, monkeypatch) -> None:
     sandbox = make_sandbox(write_task(work), work)
     monkeypatch.setenv("PATH", str(work / "empty-bin"))
-    with pytest.raises(SandboxError, match=r"`bwrap` not found on PATH; install it \(Debian/Ubuntu: apt-get install bubblewrap"):
+    with pytest.raises(
+        SandboxError, match=r"`bwrap` not found on PATH; install it \(Debian/Ubuntu: apt-get install bubblewrap"
+    ):
         await sandbox.start(force_build=False)
     assert not any((work / "sandboxes").glob("*")) if (work / "sandboxes").exists() else True
 
@@ -503,7 +527,9 @@ def test_runs_without_root(work: Path) -> None:
 def test_unusable_namespaces_are_a_clear_error(work: Path) -> None:
     result = _run_as_unprivileged_user(work, nested_namespaces=32)
     assert "Traceback" not in result.stderr, result.stderr
-    assert "ERROR: local sandbox: bubblewrap failed to start the sandbox" in result.stdout, result.stdout + result.stderr
+    assert "ERROR: local sandbox: bubblewrap failed to start the sandbox" in result.stdout, (
+        result.stdout + result.stderr
+    )
     assert "user.max_user_namespaces" in result.stdout
     assert not any((work / "sandboxes").iterdir())
 
@@ -520,19 +546,29 @@ async def test_commands_cannot_mount_or_take_over_the_init(work: Path) -> None:
         status = await sandbox.exec("grep -E 'CapBnd|CapAmb|NoNewPrivs' /proc/self/status")
         assert f"CapBnd:\t{BOUNDING_SET}" in status.stdout and "CapAmb:\t0000000000000000" in status.stdout
         assert "NoNewPrivs:\t1" in status.stdout
-        for attempt in ("mount -t tmpfs none /tmp", "mount -o remount,rw /usr", "mount --bind /tmp /tests",
-                        "mknod /tmp/disk b 8 0", "unshare -m true", "echo x > /sys/kernel/uevent_helper"):  # fmt: skip
+        for attempt in (
+            "mount -t tmpfs none /tmp",
+            "mount -o remount,rw /usr",
+            "mount --bind /tmp /tests",
+            "mknod /tmp/disk b 8 0",
+            "unshare -m true",
+            "echo x > /sys/kernel/uevent_helper",
+        ):
             result = await sandbox.exec(attempt)
             assert result.return_code != 0, attempt
         if os.geteuid() == 0:  # the init keeps a capability commands lack: no ptrace, no held pipe
             held = await sandbox.exec("exec 9>/proc/1/fd/0 && echo HELD")
             assert held.return_code != 0 and "HELD" not in (held.stdout or "")
         # What tasks do as root still works.
-        assert (await sandbox.exec("touch /app/f && chown 1000:1000 /app/f && chmod 600 /app/f && stat -c %u /app/f")).stdout == "1000\n"
+        assert (
+            await sandbox.exec("touch /app/f && chown 1000:1000 /app/f && chmod 600 /app/f && stat -c %u /app/f")
+        ).stdout == "1000\n"
 
 
 async def test_env_path_expands_as_docker_does(work: Path) -> None:
-    task = write_task(work, dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nENV PATH=/app/bin:$PATH\nENV B=${PATH}-x\n")
+    task = write_task(
+        work, dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nENV PATH=/app/bin:$PATH\nENV B=${PATH}-x\n"
+    )
     async with running(make_sandbox(task, work)) as sandbox:
         result = await sandbox.exec('echo "$PATH"; tmux -V')
         assert result.return_code == 0, result
@@ -550,16 +586,24 @@ async def test_a_binary_dockerfile_is_named(work: Path) -> None:
 async def test_a_fresh_verifier_holds_only_the_agents_workdir(quota: bool, work: Path) -> None:
     if quota and os.geteuid() != 0:
         pytest.skip("the storage quota needs root on the host")
-    task = write_task(work, task_toml="[environment]\nstorage_mb = 64\n" if quota else "", files={"environment/seed.txt": "seed\n"},
-                      dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nCOPY seed.txt /app/\n")  # fmt: skip
+    task = write_task(
+        work,
+        task_toml="[environment]\nstorage_mb = 64\n" if quota else "",
+        files={"environment/seed.txt": "seed\n"},
+        dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\nCOPY seed.txt /app/\n",
+    )
     async with running(make_sandbox(task, work)) as sandbox:
         setup = "rm /app/seed.txt; echo 42 > /app/answer; mkdir -p /app/d/e; ln -s /etc/passwd /app/link; mkfifo /app/fifo; "
-        setup += "echo x > /root/.planted; echo x > /tmp/planted; echo x > /logs/agent/log; tmux new -d -s t 'sleep 1000'"
+        setup += (
+            "echo x > /root/.planted; echo x > /tmp/planted; echo x > /logs/agent/log; tmux new -d -s t 'sleep 1000'"
+        )
         assert (await sandbox.exec(setup)).return_code == 0
         old_dir = sandbox.sandbox_dir
         await sandbox.prepare_verifier()
         assert sandbox.sandbox_dir != old_dir and not old_dir.exists()
-        listing = await sandbox.exec("ls -A /app /root /tmp; cat /app/answer; readlink /app/link; ps -e | grep -c sleep")
+        listing = await sandbox.exec(
+            "ls -A /app /root /tmp; cat /app/answer; readlink /app/link; ps -e | grep -c sleep"
+        )
         assert listing.stdout.split("\n\n")[0] == "/app:\nanswer\nd\nfifo\nlink", listing.stdout
         assert ".planted" not in listing.stdout and "planted" not in listing.stdout
         assert "42\n/etc/passwd\n0\n" in listing.stdout
@@ -589,11 +633,17 @@ async def test_the_isolation_command_spares_only_the_chain_that_runs_it(work: Pa
     from harbor_env.verifier_isolation import isolation_command
 
     async with running(make_sandbox(write_task(work), work, verifier="shared")) as sandbox:
-        await sandbox.exec("(setsid sleep 1000 >/dev/null 2>&1 &); tmux new -d -s t 'sleep 1000'; mkdir -p /logs/agent/x; "
-                           "rm -rf /tests; ln -s /logs/agent/x /tests; echo 1 > /logs/verifier/reward.txt")  # fmt: skip
-        result = await sandbox.exec(f"{isolation_command(sandbox)}; echo exit=$?; "
-                                    "for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null | sort | uniq -c")  # fmt: skip
+        await sandbox.exec(
+            "(setsid sleep 1000 >/dev/null 2>&1 &); tmux new -d -s t 'sleep 1000'; mkdir -p /logs/agent/x; "
+            "rm -rf /tests; ln -s /logs/agent/x /tests; echo 1 > /logs/verifier/reward.txt"
+        )
+        result = await sandbox.exec(
+            f"{isolation_command(sandbox)}; echo exit=$?; "
+            "for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null | sort | uniq -c"
+        )
         assert "exit=0" in result.stdout, result
         assert "sleep" not in result.stdout and "tmux" not in result.stdout, result.stdout
-        after = await sandbox.exec("ls -A /logs/verifier /logs/agent/x; test -d /tests && ! test -L /tests && echo tests-ok")
+        after = await sandbox.exec(
+            "ls -A /logs/verifier /logs/agent/x; test -d /tests && ! test -L /tests && echo tests-ok"
+        )
         assert after.stdout == "/logs/agent/x:\n\n/logs/verifier:\ntests-ok\n", after.stdout

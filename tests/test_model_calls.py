@@ -25,10 +25,13 @@ async def test_requests_carry_the_agents_options_and_usage_comes_back(tokenizer:
     policy = ScriptedPolicy({}, default=[terminus_reply("ls\n")])
     with FakeInferenceServer(tokenizer, policy) as server:
         llm = InterceptionLLM(
-            model_name="openai/test-model", base_url=server.base_url, api_key="sk-rollout-secret",
-            temperature=0.7, session_id="trial-1",
+            model_name="openai/test-model",
+            base_url=server.base_url,
+            api_key="sk-rollout-secret",
+            temperature=0.7,
+            session_id="trial-1",
             llm_kwargs={"max_tokens": 512, "extra_body": {"top_k": 20}, "timeout": 3, "api_key": "ignored"},
-        )  # fmt: skip
+        )
         try:
             history = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "reply"}]
             response = await llm.call("second", message_history=history, extra_body={"min_p": 0.1})
@@ -68,12 +71,16 @@ async def test_the_fake_model_answers_the_token_api_as_prime_rls_vllm(tokenizer:
     ("status", "body", "raised"),
     [
         (400, {"error": {"message": "rollout stopped: max_turns"}}, RolloutStopped),
-        (400, {"error": {"message": "Prompt length (900) exceeds maximum context length (512)."}}, ContextLengthExceededError),
+        (
+            400,
+            {"error": {"message": "Prompt length (900) exceeds maximum context length (512)."}},
+            ContextLengthExceededError,
+        ),
         (400, {"error": {"message": "temperature must be positive"}}, ModelCallFailed),
         (502, {"error": "upstream down"}, ModelCallFailed),
         (200, {"choices": []}, ModelCallFailed),
     ],
-)  # fmt: skip
+)
 async def test_error_replies_become_the_agents_outcomes(status: int, body: dict, raised: type[BaseException]) -> None:
     async def reply(_request: web.Request) -> web.Response:
         return web.json_response(body, status=status)
@@ -100,7 +107,9 @@ async def test_a_reply_cut_at_max_tokens_is_the_agents_problem(work: Path, token
     rambling = terminus_reply("echo " + "and so on " * 400 + "\n")
     policy = ScriptedPolicy({MARKER: [rambling, *script_then_finish(run_script(SOLVE), duration=3)]})
     with FakeInferenceServer(tokenizer, policy) as server:
-        episode = await run_in_process(env_config(work), server, tokenizer, vf.SamplingConfig(temperature=1.0, max_tokens=800))
+        episode = await run_in_process(
+            env_config(work), server, tokenizer, vf.SamplingConfig(temperature=1.0, max_tokens=800)
+        )
         (trace,) = episode.traces
         calls = server.completions_of(trace.id)
         second_prompt = tokenizer_decode(tokenizer, calls[1].prompt_ids)

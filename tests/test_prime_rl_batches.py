@@ -45,8 +45,9 @@ GOOD = [
 
 def micro_batch(sequences: list[tuple]) -> SimpleNamespace:
     """A packed micro-batch as prime-rl's MicroBatch carries it (the fields the checker reads)."""
-    batch = SimpleNamespace(input_ids=[], loss_mask=[], advantages=[], inference_logprobs=[], position_ids=[],
-                            sequence_lengths=[])  # fmt: skip
+    batch = SimpleNamespace(
+        input_ids=[], loss_mask=[], advantages=[], inference_logprobs=[], position_ids=[], sequence_lengths=[]
+    )
     for ids, mask, logprobs, advantage in sequences:
         batch.input_ids += ids
         batch.loss_mask += [bool(m) for m in mask]
@@ -90,7 +91,9 @@ def test_a_trainable_prompt_token_fails() -> None:
 
 def test_a_reward_scored_for_the_errored_episode_fails() -> None:
     # The errored episode counted as reward 0: the group's mean would be 1/4, not 1/3.
-    counted = [(ids, mask, logprobs, reward - 0.25) for (ids, mask, logprobs, _), reward in zip(GOOD, (1, 0, 0))]
+    counted = [
+        (ids, mask, logprobs, reward - 0.25) for (ids, mask, logprobs, _), reward in zip(GOOD, (1, 0, 0), strict=False)
+    ]
     with pytest.raises(AssertionError, match="advantage 0.75 at position 3, expected 0.66"):
         check(counted)
     # ... or logged as a scored episode although the fault broke it.
@@ -120,11 +123,24 @@ def test_episode_records_are_read_as_the_orchestrator_writes_them(tmp_path: Path
     folder = tmp_path / "rollouts" / "step_2" / "train" / "all"
     folder.mkdir(parents=True)
     episodes = [
-        {"group": {"id": "g"}, "ok": True, "traces": [{"id": "a", "ok": True, "task": {"data": {"name": "t"}},
-                                                       "rewards": {"reward": {"score": 0.5, "weight": 2.0}}}]},
-        {"group": {"id": "g"}, "ok": False, "traces": [{"id": "c", "ok": False, "task": {"data": {"name": "t"}},
-                                                        "rewards": {"reward": None}}]},
-    ]  # fmt: skip
+        {
+            "group": {"id": "g"},
+            "ok": True,
+            "traces": [
+                {
+                    "id": "a",
+                    "ok": True,
+                    "task": {"data": {"name": "t"}},
+                    "rewards": {"reward": {"score": 0.5, "weight": 2.0}},
+                }
+            ],
+        },
+        {
+            "group": {"id": "g"},
+            "ok": False,
+            "traces": [{"id": "c", "ok": False, "task": {"data": {"name": "t"}}, "rewards": {"reward": None}}],
+        },
+    ]
     (folder / "traces.jsonl").write_text("".join(json.dumps(e) + "\n" for e in episodes))
     assert read_episode_records(tmp_path) == {
         2: [EpisodeRecord("a", "g", True, 1.0, "t"), EpisodeRecord("c", "g", False, None, "t")]

@@ -117,19 +117,39 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
     policy = scripted_policy()
 
     def fault_for(request: PolicyInput) -> str | None:
-        return "http_500" if request.turn == 1 and policy.index_of(request.session_id) == FAULTED_SESSION_INDEX else None
+        return (
+            "http_500" if request.turn == 1 and policy.index_of(request.session_id) == FAULTED_SESSION_INDEX else None
+        )
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    with FakeInferenceServer(model, policy, model=str(model), max_model_len=config["seq_len"],
-                             fault_for=fault_for) as server:  # fmt: skip
+    with FakeInferenceServer(
+        model, policy, model=str(model), max_model_len=config["seq_len"], fault_for=fault_for
+    ) as server:
         # prime-rl's own launcher writes the per-process configs (it would start torchrun and
         # vLLM without --dry-run); only run-time values are added on its command line.
         dry_run = subprocess.run(
-            [BIN / "rl", "@", CONFIG, "--dry-run", "--output-dir", tmp_path / "outputs", "--run.name", "check",
-             "--model.name", model, "--orchestrator.model.client.base-url", server.base_url,
-             "--orchestrator.env-server-base-port", str(free_port())],  # fmt: skip
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+            [
+                BIN / "rl",
+                "@",
+                CONFIG,
+                "--dry-run",
+                "--output-dir",
+                tmp_path / "outputs",
+                "--run.name",
+                "check",
+                "--model.name",
+                model,
+                "--orchestrator.model.client.base-url",
+                server.base_url,
+                "--orchestrator.env-server-base-port",
+                str(free_port()),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
         run_dir = tmp_path / "outputs" / "check"
@@ -140,8 +160,9 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
 
         def launch(name: str, *args: object) -> subprocess.Popen:
             log = (logs / f"{name}.log").open("w")
-            process = subprocess.Popen([BIN / name, *args], cwd=REPO, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            process = subprocess.Popen(
+                [BIN / name, *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
             started.append(process)
             return process
 
@@ -175,7 +196,9 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
     assert len(errored) == 1, f"the fault hit {len(errored)} sessions, expected one"
 
     rows = [
-        check_step(step, unpack(step, trainer.batches[step]), everything, records.get(step, []), calls, planned, errored)
+        check_step(
+            step, unpack(step, trainer.batches[step]), everything, records.get(step, []), calls, planned, errored
+        )
         for step in range(1, max_steps + 1)
     ]
 
@@ -195,8 +218,10 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
     assert versions == sorted(set(versions)) and versions[0] == 0 and versions[-1] == max_steps - 1, versions
     assert {call.model for call in server.records} == {lora}, "a model call did not name the LoRA adapter"
     with capsys.disabled():
-        print(f"\nprime-rl orchestrator on harbor-env: {max_steps} steps in {run_sec:.0f} s (processes started to "
-              f"orchestrator exit); adapter {lora} loaded for policy versions {versions}\n{format_table(rows)}")  # fmt: skip
+        print(
+            f"\nprime-rl orchestrator on harbor-env: {max_steps} steps in {run_sec:.0f} s (processes started to "
+            f"orchestrator exit); adapter {lora} loaded for policy versions {versions}\n{format_table(rows)}"
+        )
     assert all(row.samples > 0 for row in rows), "a step shipped no samples"
 
     # ---------------------------------------------------------------- nothing left behind

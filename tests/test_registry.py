@@ -44,8 +44,15 @@ def registry(tmp_path: Path) -> tuple[Path, Path, str]:
 
 def load(registry_file: Path, cache: Path, **taskset) -> HarborTaskset:
     config = resolve_env_config(
-        {"taskset": {"id": "harbor-env", "dataset": "tiny@1.0", "registry_path": str(registry_file),
-                     "cache_dir": str(cache), **taskset}}  # fmt: skip
+        {
+            "taskset": {
+                "id": "harbor-env",
+                "dataset": "tiny@1.0",
+                "registry_path": str(registry_file),
+                "cache_dir": str(cache),
+                **taskset,
+            }
+        }
     ).taskset
     taskset = load_taskset(config)
     taskset.rows = list(taskset)
@@ -132,19 +139,35 @@ def test_dry_run_and_eval_of_a_registry_source(registry, tmp_path: Path, capsys,
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     _, registry_file, _ = registry
     cache = tmp_path / "cache"
-    config = config_with(tmp_path, (
-        f'[orchestrator.train.source.env.taskset]\nid = "harbor-env"\ndataset = "tiny@1.0"\n'
-        f'registry_path = "{registry_file}"\ncache_dir = "{cache}"\nlimit = 2\n'
-        '[orchestrator.train.source.env.agent.harness]\nid = "harbor-env"\n'
-        '[orchestrator.train.source.env.agent.harness.environment]\ntype = "local"\n'))  # fmt: skip
+    config = config_with(
+        tmp_path,
+        (
+            f'[orchestrator.train.source.env.taskset]\nid = "harbor-env"\ndataset = "tiny@1.0"\n'
+            f'registry_path = "{registry_file}"\ncache_dir = "{cache}"\nlimit = 2\n'
+            '[orchestrator.train.source.env.agent.harness]\nid = "harbor-env"\n'
+            '[orchestrator.train.source.env.agent.harness.environment]\ntype = "local"\n'
+        ),
+    )
     code, out, err = run_cli(capsys, "--config", config, "--dry-run")
     folder = next(p for p in (cache / "registry").iterdir() if p.is_dir())
-    assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder}: 2 fetched now, 0 cached" in out, out + err  # fmt: skip
+    assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder}: 2 fetched now, 0 cached" in out, out + err
     code, out, err = run_cli(capsys, "--config", config, "--dry-run")
     assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder}: all cached" in out
     with FakeInferenceServer(build_test_tokenizer(tmp_path / "tokenizer"), ScriptedPolicy({})) as server:
-        code, out, err = run_cli(capsys, "--config", config, "--eval", "--base-url", server.base_url, "--model", "m",
-                                 "--jobs-dir", tmp_path / "jobs", "--job-name", "j")  # fmt: skip
+        code, out, err = run_cli(
+            capsys,
+            "--config",
+            config,
+            "--eval",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m",
+            "--jobs-dir",
+            tmp_path / "jobs",
+            "--job-name",
+            "j",
+        )
     assert code == 0, err
     rows = json.loads((tmp_path / "jobs" / "j" / "results.json").read_text())
     assert sorted((r["task"], r["reward"]) for r in rows) == [("alpha", 1.0), ("beta", 1.0)]

@@ -18,7 +18,9 @@ from harbor_env.testing.tokenizer import build_test_tokenizer
 
 API_KEY = "sk-eval-secret-0123456789abcdef"
 MARKER = "Repair the service configuration"
-RAW_CONTENT = '[orchestrator.train.source.env.agent.harness.agent]\nkwargs = { trajectory_config = { raw_content = true } }\n'  # fmt: skip
+RAW_CONTENT = (
+    "[orchestrator.train.source.env.agent.harness.agent]\nkwargs = { trajectory_config = { raw_content = true } }\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +38,27 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list
         mp.setenv("CUDA_VISIBLE_DEVICES", "")
         mp.setenv("EVAL_API_KEY", API_KEY)
         for job, extra in (("raw", RAW_CONTENT), ("plain", "")):
-            config = config_with(tmp, local_source(SAMPLE_TASKS, extra, include=["repair-config", "git-history"]), f"{job}.toml")  # fmt: skip
+            config = config_with(
+                tmp, local_source(SAMPLE_TASKS, extra, include=["repair-config", "git-history"]), f"{job}.toml"
+            )
             with FakeInferenceServer(tokenizer, policy) as server:
-                argv = ["--config", config, "--eval", "--base-url", server.base_url, "--model", "test-model",
-                        "--jobs-dir", tmp / "jobs", "--job-name", job, "--concurrency", "2", "--api-key-var", "EVAL_API_KEY"]  # fmt: skip
+                argv = [
+                    "--config",
+                    config,
+                    "--eval",
+                    "--base-url",
+                    server.base_url,
+                    "--model",
+                    "test-model",
+                    "--jobs-dir",
+                    tmp / "jobs",
+                    "--job-name",
+                    job,
+                    "--concurrency",
+                    "2",
+                    "--api-key-var",
+                    "EVAL_API_KEY",
+                ]
                 assert cli.main([str(a) for a in argv]) == 0
                 requests[job] = [r for r in server.chat_requests if MARKER in r["messages"][0]["content"]]
     return tmp / "jobs", requests

@@ -17,11 +17,14 @@ from harbor_env.datasets.swe_source import main as convert
 from harbor_env.datasets.swe_template import SweTemplateConfig, label_of_test, resolve_template
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
-TESTS = "import unittest\n\nfrom calc import add, mul, sub\n\n\nclass TestCalc(unittest.TestCase):\n    def test_sub(self):\n        self.assertEqual(sub(5, 3), 2)\n"  # fmt: skip
-NEW_TESTS = TESTS + "\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n"  # fmt: skip
+TESTS = "import unittest\n\nfrom calc import add, mul, sub\n\n\nclass TestCalc(unittest.TestCase):\n    def test_sub(self):\n        self.assertEqual(sub(5, 3), 2)\n"
+NEW_TESTS = (
+    TESTS
+    + "\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n"
+)
 FIXED_ADD = CALC.replace("return a - b\n\n\ndef mul", "return a + b\n\n\ndef mul")
 FIXED = FIXED_ADD.replace("return a + b\n\n\ndef sub", "return a * b\n\n\ndef sub")
-CHEAT_TESTS = "import unittest\n\n\nclass TestCalc(unittest.TestCase):\n    def test_add(self):\n        pass\n\n    def test_mul(self):\n        pass\n\n    def test_sub(self):\n        pass\n"  # fmt: skip
+CHEAT_TESTS = "import unittest\n\n\nclass TestCalc(unittest.TestCase):\n    def test_add(self):\n        pass\n\n    def test_mul(self):\n        pass\n\n    def test_sub(self):\n        pass\n"
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -62,9 +65,14 @@ def rows(tmp_path: Path) -> Path:
         "PASS_TO_PASS": json.dumps(["test_calc.TestCalc.test_sub"]),
     }
     data = tmp_path / "rows.jsonl"
-    patches = {"calc-1": diff(repo, "calc.py", FIXED), "calc-half": diff(repo, "calc.py", FIXED_ADD),
-               "calc-cheat": diff(repo, "test_calc.py", CHEAT_TESTS)}  # fmt: skip
-    data.write_text("".join(json.dumps({**row, "instance_id": iid, "gold": patch}) + "\n" for iid, patch in patches.items()))
+    patches = {
+        "calc-1": diff(repo, "calc.py", FIXED),
+        "calc-half": diff(repo, "calc.py", FIXED_ADD),
+        "calc-cheat": diff(repo, "test_calc.py", CHEAT_TESTS),
+    }
+    data.write_text(
+        "".join(json.dumps({**row, "instance_id": iid, "gold": patch}) + "\n" for iid, patch in patches.items())
+    )
     return data
 
 
@@ -98,7 +106,10 @@ async def test_gold_scores_one_nop_zero_partial_fix_partial_credit(rows: Path, t
     assert "{they} should add" in tasks[0].data.prompt and "/testbed" in tasks[0].data.prompt
     task_dirs = {t.data.name: Path(t.data.task_dir) for t in tasks}
     snapshot = task_dirs["calc-1"] / "environment" / "repo"
-    assert git("log", "--all", "--format=%s", cwd=snapshot) == f"snapshot of {json.loads(rows.read_text().splitlines()[0])['base_commit']}"  # fmt: skip
+    assert (
+        git("log", "--all", "--format=%s", cwd=snapshot)
+        == f"snapshot of {json.loads(rows.read_text().splitlines()[0])['base_commit']}"
+    )
     work = tmp_path / "work"
     gold, nop, half, cheat = await asyncio.gather(
         run_trial(task_dirs["calc-1"], work, "oracle"),
@@ -117,8 +128,18 @@ async def test_gold_scores_one_nop_zero_partial_fix_partial_credit(rows: Path, t
 
 def test_the_command_writes_the_folders(rows: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
-    args = ["--data-file", str(rows), "--columns", '{"patch": "gold"}', "--include", "calc-1", "--out", str(out),
-            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    args = [
+        "--data-file",
+        str(rows),
+        "--columns",
+        '{"patch": "gold"}',
+        "--include",
+        "calc-1",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert convert(args) == 2  # the default repo_url (GitHub) is not reachable offline: one-line error
     assert capsys.readouterr().err.count("\n") == 1
     # Rows with a prebuilt image need no clone.
@@ -127,7 +148,9 @@ def test_the_command_writes_the_folders(rows: Path, tmp_path: Path, capsys: pyte
     assert convert(args) == 0
     task = out / "calc-1"
     assert (task / "environment" / "Dockerfile").read_text() == "FROM ghcr.io/example/calc:1\nWORKDIR /testbed\n"
-    assert (task / "tests" / "fail_to_pass.txt").read_text() == "test_calc.TestCalc.test_add\ntest_calc.TestCalc.test_mul\n"
+    assert (
+        task / "tests" / "fail_to_pass.txt"
+    ).read_text() == "test_calc.TestCalc.test_add\ntest_calc.TestCalc.test_mul\n"
     assert (task / "tests" / "test_files.txt").read_text() == "test_calc.py\n"
     assert (task / "solution" / "gold.patch").read_text() == lines[0]["gold"]
     assert [p.name for p in out.iterdir()] == ["calc-1"]
@@ -143,7 +166,10 @@ def test_bad_rows_name_the_row_and_column(rows: Path, tmp_path: Path) -> None:
 
 def test_c2bug_preset_speaks_django() -> None:
     template = resolve_template(SweTemplateConfig(preset="c2bug"))
-    assert label_of_test("test_or (expressions.tests.CombinableTests)", template) == "expressions.tests.CombinableTests.test_or"
+    assert (
+        label_of_test("test_or (expressions.tests.CombinableTests)", template)
+        == "expressions.tests.CombinableTests.test_or"
+    )
     assert label_of_test("expressions.tests.X.test_y", template) == "expressions.tests.X.test_y"
     assert template.test_command.startswith("./tests/runtests.py") and template.workdir == "/testbed"
     assert resolve_template(SweTemplateConfig(preset="c2bug", workdir="/repo")).workdir == "/repo"
@@ -166,20 +192,38 @@ def test_dry_run_and_eval_of_a_swe_source(rows: Path, tmp_path: Path, capsys, mo
     swe = taskset.pop("swe")
     lines = [f"{k} = {json.dumps(v)}" for k, v in taskset.items()]
     swe_lines = [f"{k} = {json.dumps(v)}" for k, v in swe.items() if k != "columns"]
-    config = config_with(tmp_path, (
-        "[orchestrator.train.source.env.taskset]\n" + "\n".join(lines) + "\n"
-        "[orchestrator.train.source.env.taskset.swe]\n" + "\n".join(swe_lines) + "\ncolumns = { patch = \"gold\" }\n"
-        '[orchestrator.train.source.env.agent.harness]\nid = "harbor-env"\n'
-        '[orchestrator.train.source.env.agent.harness.environment]\ntype = "local"\n'))  # fmt: skip
+    config = config_with(
+        tmp_path,
+        (
+            "[orchestrator.train.source.env.taskset]\n" + "\n".join(lines) + "\n"
+            "[orchestrator.train.source.env.taskset.swe]\n" + "\n".join(swe_lines) + '\ncolumns = { patch = "gold" }\n'
+            '[orchestrator.train.source.env.agent.harness]\nid = "harbor-env"\n'
+            '[orchestrator.train.source.env.agent.harness.environment]\ntype = "local"\n'
+        ),
+    )
     code, out, err = run_cli(capsys, "--config", config, "--dry-run")
     assert f"1 tasks from swe {rows}, in " in out and ": 1 fetched now, 0 cached" in out, out + err
     code, out, err = run_cli(capsys, "--config", config, "--dry-run")
     assert ": all cached" in out
     gold = json.loads(rows.read_text().splitlines()[0])["gold"]
-    policy = ScriptedPolicy({"should add and multiply": script_then_finish(run_script(f"cd /testbed\ngit apply <<'PATCH'\n{gold}PATCH\n"))})  # fmt: skip
+    policy = ScriptedPolicy(
+        {"should add and multiply": script_then_finish(run_script(f"cd /testbed\ngit apply <<'PATCH'\n{gold}PATCH\n"))}
+    )
     with FakeInferenceServer(build_test_tokenizer(tmp_path / "tokenizer"), policy) as server:
-        code, out, err = run_cli(capsys, "--config", config, "--eval", "--base-url", server.base_url, "--model", "m",
-                                 "--jobs-dir", tmp_path / "jobs", "--job-name", "j")  # fmt: skip
+        code, out, err = run_cli(
+            capsys,
+            "--config",
+            config,
+            "--eval",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m",
+            "--jobs-dir",
+            tmp_path / "jobs",
+            "--job-name",
+            "j",
+        )
     assert code == 0, err
     (row,) = json.loads((tmp_path / "jobs" / "j" / "results.json").read_text())
     assert row["reward"] == 1.0, row

@@ -128,14 +128,21 @@ if grep -qx 42 /app/answer.txt; then echo 1 > /logs/verifier/reward.txt; else ec
 """
 
 
-@pytest.mark.parametrize(("solve", "expected"), [
-    ("echo 42 > /app/answer.txt", 1.0),
-    ('echo 41 > /app/answer.txt; echo \'{"reward": 1}\' > /logs/verifier/reward.json', 0.0),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("solve", "expected"),
+    [
+        ("echo 42 > /app/answer.txt", 1.0),
+        ("echo 41 > /app/answer.txt; echo '{\"reward\": 1}' > /logs/verifier/reward.json", 0.0),
+    ],
+)
 async def test_separate_verifier_mode_sees_only_the_artifacts(solve: str, expected: float, work: Path) -> None:
     """Harbor's separate-verifier mode: the verifier gets a fresh sandbox with the declared
     artifacts only, so a reward the agent planted never reaches it."""
-    task = write_task(work / "tasks", test_sh=SEPARATE_VERIFIER_TEST, solve_sh=f"#!/bin/bash\necho scratch > /app/notes.txt\n{solve}\n")
+    task = write_task(
+        work / "tasks",
+        test_sh=SEPARATE_VERIFIER_TEST,
+        solve_sh=f"#!/bin/bash\necho scratch > /app/notes.txt\n{solve}\n",
+    )
     (task / "task.toml").write_text(SEPARATE_VERIFIER_TOML)
     # The verifier's own image, with the tests baked in (Harbor 0.21 requires one; newer
     # versions would otherwise start a fresh copy of the agent's environment).

@@ -48,14 +48,18 @@ class _TokenizerOnly(importlib.abc.Loader):
     def exec_module(self, module) -> None:
         tree = ast.parse(Path(self.source_file).read_text(), self.source_file)
         (function,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "setup_tokenizer"]
+        from prime_rl.configs.trainer import TokenizerConfig
+        from prime_rl.utils.logger import get_logger
         from transformers import AutoTokenizer
         from transformers.tokenization_utils import PreTrainedTokenizer
 
-        from prime_rl.configs.trainer import TokenizerConfig
-        from prime_rl.utils.logger import get_logger
-
-        module.__dict__.update(Path=Path, AutoTokenizer=AutoTokenizer, PreTrainedTokenizer=PreTrainedTokenizer,
-                               TokenizerConfig=TokenizerConfig, get_logger=get_logger)  # fmt: skip
+        module.__dict__.update(
+            Path=Path,
+            AutoTokenizer=AutoTokenizer,
+            PreTrainedTokenizer=PreTrainedTokenizer,
+            TokenizerConfig=TokenizerConfig,
+            get_logger=get_logger,
+        )
         exec(compile(ast.Module(body=[function], type_ignores=[]), self.source_file, "exec"), module.__dict__)
 
 

@@ -79,10 +79,20 @@ class InterceptedTerminus2(Terminus2):
         self._explicit_api_base = kwargs.get("api_base") or kwargs.get("base_url")
         super().__init__(*args, **kwargs)
 
-    def _init_llm(self, llm_backend: Any, model_name: str, temperature: Any, collect_rollout_details: bool,
-                  llm_kwargs: dict[str, Any] | None, api_base: str | None, session_id: str | None,
-                  max_thinking_tokens: int | None, reasoning_effort: str | None,
-                  model_info: dict[str, Any] | None, use_responses_api: bool):  # fmt: skip
+    def _init_llm(
+        self,
+        llm_backend: Any,
+        model_name: str,
+        temperature: Any,
+        collect_rollout_details: bool,
+        llm_kwargs: dict[str, Any] | None,
+        api_base: str | None,
+        session_id: str | None,
+        max_thinking_tokens: int | None,
+        reasoning_effort: str | None,
+        model_info: dict[str, Any] | None,
+        use_responses_api: bool,
+    ):
         credentials = current_model_credentials()
         litellm_backend = str(getattr(llm_backend, "value", llm_backend)) == "litellm"
         if credentials is None or not litellm_backend:
@@ -90,18 +100,36 @@ class InterceptedTerminus2(Terminus2):
             # to an OpenAI-style endpoint (tinker): Harbor's own LLM.
             if litellm_backend and self._model_timeout_sec is not None:
                 llm_kwargs = {"timeout": self._model_timeout_sec, **(llm_kwargs or {})}
-            return super()._init_llm(llm_backend, model_name, temperature, collect_rollout_details, llm_kwargs,
-                                     api_base, session_id, max_thinking_tokens, reasoning_effort, model_info,
-                                     use_responses_api)  # fmt: skip
+            return super()._init_llm(
+                llm_backend,
+                model_name,
+                temperature,
+                collect_rollout_details,
+                llm_kwargs,
+                api_base,
+                session_id,
+                max_thinking_tokens,
+                reasoning_effort,
+                model_info,
+                use_responses_api,
+            )
         if use_responses_api:
-            raise ValueError("use_responses_api: inside a rollout the agent speaks chat completions (the "
-                             "interception records those); remove the option from the agent's kwargs")  # fmt: skip
+            raise ValueError(
+                "use_responses_api: inside a rollout the agent speaks chat completions (the "
+                "interception records those); remove the option from the agent's kwargs"
+            )
         # The agent's own HTTP client, closed when it finishes (run's finally).
         self._interception_llm = InterceptionLLM(
-            model_name=model_name, base_url=self._explicit_api_base or credentials.base_url, api_key=credentials.api_key,
-            timeout_sec=self._model_timeout_sec, temperature=temperature, session_id=session_id,
-            reasoning_effort=reasoning_effort, model_info=model_info, llm_kwargs=llm_kwargs,
-        )  # fmt: skip
+            model_name=model_name,
+            base_url=self._explicit_api_base or credentials.base_url,
+            api_key=credentials.api_key,
+            timeout_sec=self._model_timeout_sec,
+            temperature=temperature,
+            session_id=session_id,
+            reasoning_effort=reasoning_effort,
+            model_info=model_info,
+            llm_kwargs=llm_kwargs,
+        )
         return self._interception_llm
 
     _interception_llm: InterceptionLLM | None = None

@@ -45,20 +45,30 @@ def _check_config(run: RunConfig) -> tuple[list[SourcePlan], list[Problem]]:
     return plans, problems
 
 
-def _print_plan(run: RunConfig, plans: list[SourcePlan], root: Path, prime_rl: PrimeRL, stack: StackReport | None,
-                launch: list[str]) -> None:  # fmt: skip
+def _print_plan(
+    run: RunConfig, plans: list[SourcePlan], root: Path, prime_rl: PrimeRL, stack: StackReport | None, launch: list[str]
+) -> None:
     train, infer = run.gpus
     lora = run.lora
     print(f"run plan for {' @ '.join(map(str, run.paths))} (dry run: nothing is started)")
     print(f"  model        {run.model}" + (f", LoRA rank {lora[0]} alpha {lora[1]}" if lora else ", full fine-tuning"))
-    print(f"  steps        max_steps {run.get('max_steps', 'unlimited')}, batch_size {run.get('orchestrator.batch_size', '?')} "
-          f"rollouts, group_size {run.get('orchestrator.group_size', '?')}")  # fmt: skip
-    print(f"  GPUs         {infer} inference + {train} trainer (deployment {run.get('deployment.type', 'single_node')})")
-    print("  processes    inference server (vLLM behind vllm-router, :8000); orchestrator; trainer (torchrun, "
-          f"{train} GPU{'s' if train != 1 else ''}); {len(run.sources())} env server(s), one per source (tcp://127.0.0.1:5000+i)")  # fmt: skip
+    print(
+        f"  steps        max_steps {run.get('max_steps', 'unlimited')}, "
+        f"batch_size {run.get('orchestrator.batch_size', '?')} "
+        f"rollouts, group_size {run.get('orchestrator.group_size', '?')}"
+    )
+    print(
+        f"  GPUs         {infer} inference + {train} trainer (deployment {run.get('deployment.type', 'single_node')})"
+    )
+    print(
+        "  processes    inference server (vLLM behind vllm-router, :8000); orchestrator; trainer (torchrun, "
+        f"{train} GPU{'s' if train != 1 else ''}); {len(run.sources())} env server(s), one per source (tcp://127.0.0.1:5000+i)"
+    )
     for plan in plans:
-        print(f"  source       {plan.source.kind} '{plan.source.name}': {plan.origin}, environment {plan.environment}, "
-              f"agent {plan.agent}")  # fmt: skip
+        print(
+            f"  source       {plan.source.kind} '{plan.source.name}': {plan.origin}, environment {plan.environment}, "
+            f"agent {plan.agent}"
+        )
     print(f"  outputs      {root / str(run.get('output_dir', 'outputs'))}")
     src = source_path(root)
     print(f"  launch       (cd {root} && {f'PYTHONPATH={src} ' if src else ''}{' '.join(launch)})")
@@ -66,8 +76,11 @@ def _print_plan(run: RunConfig, plans: list[SourcePlan], root: Path, prime_rl: P
         print(f"  prime-rl     {prime_rl.python}: {stack.describe()}")
     print("  validated    the HarborEnvironment sections (verifiers' own config classes) and every task folder")
     if stack is None:
-        print(f"  not validated: the rest of the config against prime-rl's schema (no prime-rl environment at {prime_rl.checkout}); "
-              "after `bash scripts/setup-prime-rl.sh`, `uv run rl @ FILE --dry-run` checks it with prime-rl itself")  # fmt: skip
+        print(
+            f"  not validated: the rest of the config against prime-rl's schema "
+            f"(no prime-rl environment at {prime_rl.checkout}); "
+            "after `bash scripts/setup-prime-rl.sh`, `uv run rl @ FILE --dry-run` checks it with prime-rl itself"
+        )
 
 
 def _smoke_config(run: RunConfig, out_dir: Path) -> Path:
@@ -101,8 +114,15 @@ def _evaluate(run: RunConfig, args: argparse.Namespace, root: Path) -> int:
     job_dir = (args.jobs_dir or root / "outputs" / "eval") / job_name
     print(f"evaluating {args.model or run.model} at {args.base_url} on source '{source.name}' → {job_dir}")
     rows = asyncio.run(
-        evaluate(config, base_url=args.base_url, model=args.model or run.model, api_key_var=args.api_key_var,
-                 job_dir=job_dir, rollouts_per_task=args.rollouts, concurrency=args.concurrency)  # fmt: skip
+        evaluate(
+            config,
+            base_url=args.base_url,
+            model=args.model or run.model,
+            api_key_var=args.api_key_var,
+            job_dir=job_dir,
+            rollouts_per_task=args.rollouts,
+            concurrency=args.concurrency,
+        )
     )
     print(results_table(rows))
     print(f"\ntrials in Harbor's job layout: harbor view {job_dir.parent}")
@@ -115,18 +135,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train (LoRA GRPO through prime-rl) or evaluate an agent on Harbor tasks.",
         epilog="Arguments after `--` go to prime-rl unchanged, e.g. -- --max-steps 50",
     )
-    parser.add_argument("--config", required=True, type=Path, action="append",
-                        help="prime-rl run config (TOML), e.g. configs/harbor_8b.toml; repeat to layer files as `rl @ a @ b` does")  # fmt: skip
+    parser.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        action="append",
+        help="prime-rl run config (TOML), e.g. configs/harbor_8b.toml; repeat to layer files as `rl @ a @ b` does",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true", help="check, print the plan and run prime-rl's own dry run; train nothing")
-    mode.add_argument("--test", action="store_true", help=f"smoke run: {SMOKE_TASKS} tasks per source, {SMOKE_STEPS} steps")
+    mode.add_argument(
+        "--dry-run", action="store_true", help="check, print the plan and run prime-rl's own dry run; train nothing"
+    )
+    mode.add_argument(
+        "--test", action="store_true", help=f"smoke run: {SMOKE_TASKS} tasks per source, {SMOKE_STEPS} steps"
+    )
     mode.add_argument("--eval", action="store_true", help="rollouts only, no training, against --base-url")
     parser.add_argument("--base-url", default="http://localhost:8000/v1", help="OpenAI-compatible server for --eval")
     parser.add_argument("--model", help="model name for --eval (default: the config's model.name)")
-    parser.add_argument("--api-key-var", default="OPENAI_API_KEY", help="environment variable holding the --eval server's key")
+    parser.add_argument(
+        "--api-key-var", default="OPENAI_API_KEY", help="environment variable holding the --eval server's key"
+    )
     parser.add_argument("--rollouts", type=int, default=1, help="--eval: rollouts per task")
     parser.add_argument("--concurrency", type=int, default=4, help="--eval: episodes at once")
-    parser.add_argument("--jobs-dir", type=Path, help="--eval: where the Harbor job folder goes (default: outputs/eval)")
+    parser.add_argument(
+        "--jobs-dir", type=Path, help="--eval: where the Harbor job folder goes (default: outputs/eval)"
+    )
     parser.add_argument("--job-name", help="--eval: job folder name (default: a timestamp)")
     parser.add_argument("--prime-rl", type=Path, help="prime-rl checkout (default: the submodule, prime-rl/)")
     return parser
@@ -155,9 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if os.environ.get(HANDOVER_MARK):
-        print(f"error: harbor-env's launcher was started by its own handover to prime-rl ({HANDOVER_MARK} is set): "
-              "a harbor-env command stands in for a prime-rl one on prime-rl's PATH; "
-              "fix: cd prime-rl && uv sync --all-extras --reinstall-package prime-rl", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: harbor-env's launcher was started by its own handover to prime-rl ({HANDOVER_MARK} is set): "
+            "a harbor-env command stands in for a prime-rl one on prime-rl's PATH; "
+            "fix: cd prime-rl && uv sync --all-extras --reinstall-package prime-rl",
+            file=sys.stderr,
+        )
         return 2
     root = project_root()
     _load_dotenv(root)
@@ -190,11 +226,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def rl_main() -> int:
-    """`uv run rl @ configs/x.toml [@ more.toml] [--a.b value ...] [--dry-run]`: prime-rl's command line, checked first."""
+    """`uv run rl @ configs/x.toml [@ more.toml] [--a.b value ...] [--dry-run]`.
+
+    prime-rl's own command line, checked first."""
     argv = sys.argv[1:]
     files = [argv[i + 1] for i, a in enumerate(argv) if a == "@" and i + 1 < len(argv)]
     if not files or argv.count("@") != len(files):
-        print("usage: uv run rl @ configs/harbor_8b.toml [@ more.toml] [--key.path value ...] [--dry-run]", file=sys.stderr)
+        print(
+            "usage: uv run rl @ configs/harbor_8b.toml [@ more.toml] [--key.path value ...] [--dry-run]",
+            file=sys.stderr,
+        )
         return 2
     rest = [a for i, a in enumerate(argv) if a != "@" and (i == 0 or argv[i - 1] != "@")]
     flags = ["--dry-run"] if "--dry-run" in rest else []

@@ -12,7 +12,7 @@ import asyncio
 import json
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import verifiers.v1 as vf
@@ -95,14 +95,11 @@ def _write_job(job_dir: Path, harness: HarborTrialHarness, tasks: list[vf.Task],
         tasks=[TaskConfig(path=Path(t.data.task_dir)) for t in tasks],
     )
     (job_dir / "config.json").write_text(job.model_dump_json(indent=4))
-    trial_results = [
-        TrialResult.model_validate_json(p.read_text())
-        for p in sorted(job_dir.glob("*/result.json"))
-    ]
+    trial_results = [TrialResult.model_validate_json(p.read_text()) for p in sorted(job_dir.glob("*/result.json"))]
     result = JobResult(
         id=uuid.uuid4(),
         started_at=started,
-        finished_at=datetime.now(timezone.utc),
+        finished_at=datetime.now(UTC),
         n_total_trials=len(trial_results),
         stats=JobStats.from_trial_results(trial_results),
     )
@@ -131,7 +128,7 @@ async def evaluate(
     tasks = list(env.taskset)
     client = vf.EvalClientConfig(base_url=base_url, api_key_var=api_key_var)
     context = vf.ModelContext(model=model, client=client, sampling=sampling or vf.SamplingConfig())
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     limit = asyncio.Semaphore(concurrency)
     rows: list[EpisodeRow] = []
     with Progress(disable=not show_progress, transient=True) as progress:

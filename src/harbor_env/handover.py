@@ -69,13 +69,19 @@ class PrimeRL:
     def problems(self) -> list[Problem]:
         """What keeps this checkout from running `rl`, each with its fix."""
         if not (self.checkout / "pyproject.toml").is_file():
-            return [Problem(f"prime-rl checkout missing at {self.checkout}", f"git submodule update --init prime-rl && {SETUP}")]
+            return [
+                Problem(
+                    f"prime-rl checkout missing at {self.checkout}", f"git submodule update --init prime-rl && {SETUP}"
+                )
+            ]
         if not (self.checkout / "deps" / "verifiers" / "pyproject.toml").is_file():
             return [Problem(f"prime-rl's own submodules are not initialised in {self.checkout}", SETUP)]
         if not self.venv.is_dir():
             return [Problem(f"prime-rl's environment is not installed ({self.venv} missing)", SETUP)]
         if not self.rl.is_file():
-            return [Problem(f"prime-rl's environment has no `rl` command ({self.rl} missing)", f"{SETUP} (re-installs it)")]
+            return [
+                Problem(f"prime-rl's environment has no `rl` command ({self.rl} missing)", f"{SETUP} (re-installs it)")
+            ]
         script = self.rl.read_text(errors="replace")
         if "harbor_env" in script:
             return [
@@ -108,14 +114,18 @@ class PrimeRL:
         """Import the plugin and the environments' Harbor classes on prime-rl's Python."""
         command = [str(self.python), "-m", "harbor_env.stack_probe", *environments]
         try:
-            done = subprocess.run(command, cwd=root, env=self.environment(root), capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                command, cwd=root, env=self.environment(root), capture_output=True, text=True, timeout=300
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return StackReport(problems=[Problem(f"could not run prime-rl's Python ({self.python}): {exc}", SETUP)])
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode != 0 or not lines:
             detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
             fix = "make harbor_env importable there: run from the harbor-env checkout (its src/ goes on PYTHONPATH)"
-            return StackReport(problems=[Problem(f"harbor_env does not load on prime-rl's Python ({self.python}): {detail}", fix)])
+            return StackReport(
+                problems=[Problem(f"harbor_env does not load on prime-rl's Python ({self.python}): {detail}", fix)]
+            )
         return StackReport.from_probe(json.loads(lines[-1]))
 
 
@@ -140,8 +150,14 @@ class StackReport:
         for name, missing in data.get("environments", {}).items():
             if missing:
                 extra = missing.get("extra")
-                fix = f"{SETUP} {extra}" if extra else "install what the environment class imports into prime-rl's environment"
-                problems.append(Problem(f"environment `{name}` cannot be loaded in prime-rl's environment: {missing['error']}", fix))
+                fix = (
+                    f"{SETUP} {extra}"
+                    if extra
+                    else "install what the environment class imports into prime-rl's environment"
+                )
+                problems.append(
+                    Problem(f"environment `{name}` cannot be loaded in prime-rl's environment: {missing['error']}", fix)
+                )
         return cls(versions=data.get("versions", {}), harbor_env=data.get("harbor_env", ""), problems=problems)
 
     def describe(self) -> str:

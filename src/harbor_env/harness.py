@@ -45,8 +45,13 @@ AGENT_NAMES = sorted(a.value for a in AgentName)
 IGNORED_AGENT_TIMEOUT_SEC = 7 * 24 * 3600.0
 # verifiers' HarnessConfig options (with their defaults) that nothing here reads.
 INHERITED_WITHOUT_EFFECT: dict[str, Any] = {
-    "env": {}, "forward_env": [], "mcp_header_env": {}, "disabled_tools": None, "skills": [], "tool_timeout": 600.0,
-}  # fmt: skip
+    "env": {},
+    "forward_env": [],
+    "mcp_header_env": {},
+    "disabled_tools": None,
+    "skills": [],
+    "tool_timeout": 600.0,
+}
 
 
 class TrialEnvironmentConfig(BaseConfig):
@@ -66,7 +71,9 @@ class TrialEnvironmentConfig(BaseConfig):
     @classmethod
     def _known_type(cls, value: str) -> str:
         if value not in ENVIRONMENT_TYPES:
-            raise ValueError(f"unknown environment type {value!r}; allowed: {', '.join(ENVIRONMENT_TYPES)} (or set import_path)")
+            raise ValueError(
+                f"unknown environment type {value!r}; allowed: {', '.join(ENVIRONMENT_TYPES)} (or set import_path)"
+            )
         return value
 
     def to_harbor(self) -> EnvironmentConfig:
@@ -116,8 +123,12 @@ class TrialAgentConfig(BaseConfig):
 
     def to_harbor(self, model: str) -> AgentConfig:
         if not self.is_terminus:
-            return AgentConfig(name=None if self.import_path else self.name, import_path=self.import_path,
-                               model_name=model, kwargs=self.kwargs)  # fmt: skip
+            return AgentConfig(
+                name=None if self.import_path else self.name,
+                import_path=self.import_path,
+                model_name=model,
+                kwargs=self.kwargs,
+            )
         kwargs = {
             "parser_name": self.parser,
             "enable_summarize": self.summarize,
@@ -160,10 +171,13 @@ class HarborTrialHarnessConfig(vf.HarnessConfig):
             if getattr(self, name, default) != default:
                 raise ValueError(
                     f"`{name}` has no effect in the harbor-env harness (the agent runs in Harbor's sandbox, "
-                    "not verifiers' runtime); remove it (task environment variables go in the task's Dockerfile or task.toml)"
+                    "not verifiers' runtime); remove it (task environment variables go in the task's "
+                    "Dockerfile or task.toml)"
                 )
         if self.timeout_multiplier != 1.0 and self.timeouts != "scaled":
-            raise ValueError(f'`timeout_multiplier` is used only with timeouts = "scaled" (timeouts is "{self.timeouts}")')
+            raise ValueError(
+                f'`timeout_multiplier` is used only with timeouts = "scaled" (timeouts is "{self.timeouts}")'
+            )
         return self
 
 
@@ -203,7 +217,7 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             environment=config.environment.to_harbor(),
         )
 
-    async def launch(self, ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kwargs) -> vf.ProgramResult:  # fmt: skip
+    async def launch(self, ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kwargs) -> vf.ProgramResult:
         trial_config = self.trial_config(data, ctx.model)
         credentials = ModelCredentials(base_url=endpoint, api_key=secret)
         for attempt in range(self.config.retries + 1):
@@ -213,8 +227,14 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             if outcome.error is None or result.agent_execution is not None or attempt == self.config.retries:
                 break
             delay = self.config.retry_backoff_sec * 2**attempt
-            logger.warning("trial of %s failed before its agent started (%s); retry %d/%d in %.1f s",
-                           data.name, outcome.error, attempt + 1, self.config.retries, delay)  # fmt: skip
+            logger.warning(
+                "trial of %s failed before its agent started (%s); retry %d/%d in %.1f s",
+                data.name,
+                outcome.error,
+                attempt + 1,
+                self.config.retries,
+                delay,
+            )
             await asyncio.sleep(delay)
         outcome.metrics["harbor_attempts"] = float(attempt + 1)
         trace.record_metrics(outcome.metrics)
@@ -223,8 +243,12 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             logger.warning("episode of %s errored, not scored: %s", data.name, outcome.error)
             raise TrialFailed(outcome.error)
         if "harbor_exception_type" in outcome.info:
-            logger.info("episode of %s scored %s after the agent's %s", data.name, outcome.reward,
-                        outcome.info["harbor_exception_type"])  # fmt: skip
+            logger.info(
+                "episode of %s scored %s after the agent's %s",
+                data.name,
+                outcome.reward,
+                outcome.info["harbor_exception_type"],
+            )
         trace.record_reward("reward", outcome.reward)
         return vf.ProgramResult(exit_code=0, stdout="", stderr="")
 

@@ -32,15 +32,32 @@ from harbor.models.metric import UsageInfo
 ROLLOUT_STOPPED_MARKER = "rollout stopped"  # verifiers' interception: "rollout stopped: <why>"
 # How OpenAI-compatible servers word a prompt that does not fit: renderers ("exceeds maximum
 # context length", what verifiers' train client relays), vLLM, OpenAI.
-CONTEXT_LENGTH_PHRASES = ("maximum context length", "context length exceeded", "context_length_exceeded",
-                          "model's context length", "prompt is too long")  # fmt: skip
+CONTEXT_LENGTH_PHRASES = (
+    "maximum context length",
+    "context length exceeded",
+    "context_length_exceeded",
+    "model's context length",
+    "prompt is too long",
+)
 # Without model_info, Harbor's LiteLLM falls back to this context size for models it does not
 # know, which is every model a trainer serves; it matters only when summarization is on.
 FALLBACK_CONTEXT_LIMIT = 1_000_000
 # Options of Harbor's LiteLLM constructor that configure the transport, not the request
 # (Harbor 0.25 adds the connection's api_key, model_api_format and skip_model_parsing itself).
-TRANSPORT_OPTIONS = frozenset({"api_key", "api_base", "base_url", "client", "custom_llm_provider", "drop_params",
-                               "max_retries", "model_api_format", "skip_model_parsing", "timeout"})  # fmt: skip
+TRANSPORT_OPTIONS = frozenset(
+    {
+        "api_key",
+        "api_base",
+        "base_url",
+        "client",
+        "custom_llm_provider",
+        "drop_params",
+        "max_retries",
+        "model_api_format",
+        "skip_model_parsing",
+        "timeout",
+    }
+)
 
 
 class RolloutStopped(BaseException):
@@ -69,16 +86,27 @@ def request_model_name(model_name: str) -> str:
 class InterceptionLLM(BaseLLM):
     """Harbor `BaseLLM` that posts chat completions to one OpenAI-compatible endpoint."""
 
-    def __init__(self, *, model_name: str, base_url: str, api_key: str, timeout_sec: float | None = None,
-                 temperature: float | None = None, session_id: str | None = None, reasoning_effort: str | None = None,
-                 model_info: dict[str, Any] | None = None, llm_kwargs: dict[str, Any] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        base_url: str,
+        api_key: str,
+        timeout_sec: float | None = None,
+        temperature: float | None = None,
+        session_id: str | None = None,
+        reasoning_effort: str | None = None,
+        model_info: dict[str, Any] | None = None,
+        llm_kwargs: dict[str, Any] | None = None,
+    ):
         super().__init__()
         self._model_name = model_name
         self._model_info = model_info or {}
         # What every call carries: the constructor's options (as Harbor's LiteLLM sends them),
         # then the agent's own settings.
-        self._body, self._headers = request_parts({k: v for k, v in (llm_kwargs or {}).items()
-                                                   if k not in TRANSPORT_OPTIONS})  # fmt: skip
+        self._body, self._headers = request_parts(
+            {k: v for k, v in (llm_kwargs or {}).items() if k not in TRANSPORT_OPTIONS}
+        )
         self._body["model"] = request_model_name(model_name)
         if session_id is not None:
             self._body["session_id"] = session_id
@@ -106,9 +134,15 @@ class InterceptionLLM(BaseLLM):
         if self._session is not None:
             await self._session.close()
 
-    async def call(self, prompt: str, message_history: list[Any] | None = None, response_format: Any = None,
-                   logging_path: Any = None, previous_response_id: str | None = None,
-                   **kwargs: Any) -> LLMResponse:  # fmt: skip
+    async def call(
+        self,
+        prompt: str,
+        message_history: list[Any] | None = None,
+        response_format: Any = None,
+        logging_path: Any = None,
+        previous_response_id: str | None = None,
+        **kwargs: Any,
+    ) -> LLMResponse:
         """One chat completion: `message_history` plus `prompt` as the next user message.
         (`logging_path` and `previous_response_id` serve LiteLLM's call logs and the Responses
         API, neither of which a rollout uses.)"""
@@ -117,7 +151,9 @@ class InterceptionLLM(BaseLLM):
             async with self.session().post(self._url, data=json.dumps(body), headers=headers) as response:
                 status, raw = response.status, await response.read()
         except TimeoutError as error:  # aiohttp's total timeout
-            raise ModelCallFailed(f"model call timed out after {self._timeout_sec} s ({type(error).__name__})") from None
+            raise ModelCallFailed(
+                f"model call timed out after {self._timeout_sec} s ({type(error).__name__})"
+            ) from None
         except aiohttp.ClientError as error:
             raise ModelCallFailed(f"model endpoint unreachable: {type(error).__name__}: {error}") from None
         text = raw.decode(errors="replace")
@@ -128,8 +164,9 @@ class InterceptionLLM(BaseLLM):
             choice = reply["choices"][0]
             message = choice["message"]
         except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise ModelCallFailed(f"malformed chat completion ({type(error).__name__}: {error}): "
-                                  f"{text[:300]!r}") from None  # fmt: skip
+            raise ModelCallFailed(
+                f"malformed chat completion ({type(error).__name__}: {error}): {text[:300]!r}"
+            ) from None
         content = message.get("content") or ""
         if choice.get("finish_reason") == "length":
             raise OutputLengthExceededError(
@@ -142,8 +179,9 @@ class InterceptionLLM(BaseLLM):
             usage=self._usage(reply.get("usage")),
         )
 
-    def _request(self, prompt: str, history: list[Any], response_format: Any,
-                 call_kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:  # fmt: skip
+    def _request(
+        self, prompt: str, history: list[Any], response_format: Any, call_kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         body, headers = request_parts(call_kwargs)
         body = {**self._body, **body, "messages": [*history, {"role": "user", "content": prompt}]}
         if response_format is not None:
@@ -182,4 +220,3 @@ class InterceptionLLM(BaseLLM):
     def get_model_output_limit(self) -> int | None:
         limit = self._model_info.get("max_output_tokens")
         return int(limit) if limit else None
-

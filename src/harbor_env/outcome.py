@@ -7,8 +7,8 @@ its actions caused them); prime-rl leaves errored traces out of the GRPO baselin
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -107,7 +107,9 @@ def interpret(result: TrialResult, reward_range: tuple[float, float] = DEFAULT_R
         info["harbor_exception_message"] = exception.exception_message[:2000]
     where = f"trial {result.trial_name} ({result.task_name})"
     if exception is not None and exception.exception_type not in AGENT_OUTCOMES:
-        return Outcome(None, metrics, info, f"{where} failed: {exception.exception_type}: {exception.exception_message}")
+        return Outcome(
+            None, metrics, info, f"{where} failed: {exception.exception_type}: {exception.exception_message}"
+        )
     if result.verifier_result is None:
         return Outcome(None, metrics, info, f"{where}: the verifier produced no result")
     paths = _trial_paths(result)

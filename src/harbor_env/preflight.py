@@ -87,7 +87,9 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     except InvalidTaskError as exc:
         return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the task folder, or set skip_invalid = true")]
     except (DatasetUnavailableError, SweRowError) as exc:
-        return None, [Problem(f"[{source.key}.taskset] {exc}", "fix the data source named above, or load it once online")]
+        return None, [
+            Problem(f"[{source.key}.taskset] {exc}", "fix the data source named above, or load it once online")
+        ]
     harness = config.agent.harness
     environment = harness.environment.import_path or harness.environment.type
     agent = harness.agent.import_path or harness.agent.name
@@ -127,7 +129,9 @@ def docker_reachable() -> tuple[bool, str]:
     if shutil.which("docker") is None:
         return False, "the docker CLI is not installed"
     try:
-        probe = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20)
+        probe = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
+        )
     except subprocess.TimeoutExpired:
         return False, "`docker info` did not answer within 20 s"
     if probe.returncode != 0:

@@ -37,7 +37,9 @@ def declared_range(metadata: dict[str, Any], task_toml: Path) -> tuple[float, fl
         and value[0] <= value[1]
     )
     if not valid:
-        raise RewardRuleError(f"{task_toml}: [metadata] {RANGE_KEY} must be [low, high] with finite low <= high, got {value!r}")
+        raise RewardRuleError(
+            f"{task_toml}: [metadata] {RANGE_KEY} must be [low, high] with finite low <= high, got {value!r}"
+        )
     return float(value[0]), float(value[1])
 
 
@@ -47,7 +49,7 @@ def check_reward_json(path: Path) -> None:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return  # missing or unparsable: Harbor's verifier already reports those, with the path
-    for key, value in (data.items() if isinstance(data, dict) else [("", data)]):
+    for key, value in data.items() if isinstance(data, dict) else [("", data)]:
         name = f"`{key}`" if key else "the value"
         if isinstance(value, bool):
             raise RewardRuleError(f"{path}: {name} is {json.dumps(value)}, a boolean; reward values must be numbers")
@@ -55,7 +57,9 @@ def check_reward_json(path: Path) -> None:
             try:
                 float(value)
             except OverflowError:
-                raise RewardRuleError(f"{path}: {name} is an integer of {len(str(abs(value)))} digits, too large for a float") from None
+                raise RewardRuleError(
+                    f"{path}: {name} is an integer of {len(str(abs(value)))} digits, too large for a float"
+                ) from None
         elif not isinstance(value, float):
             raise RewardRuleError(f"{path}: {name} is {json.dumps(value)[:80]}, not a number")
 

@@ -74,7 +74,10 @@ def _load_environment(name: str) -> dict[str, Any] | None:
         factory._load_environment_class(kind)
         missing = _missing_sdks(extra) if extra else []
         if missing:
-            return {"error": f"Harbor's extra `{extra}` is not installed (missing: {', '.join(missing)})", "extra": extra}
+            return {
+                "error": f"Harbor's extra `{extra}` is not installed (missing: {', '.join(missing)})",
+                "extra": extra,
+            }
     except Exception as exc:
         cause = exc.__cause__ or exc
         return {"error": f"{type(cause).__name__}: {cause}".splitlines()[0], "extra": extra}

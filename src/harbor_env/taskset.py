@@ -130,7 +130,9 @@ def discover_task_dirs(config: HarborTasksetConfig) -> list[Path]:
     """The task folders selected by `config`, sorted by name."""
     root = Path(config.path).expanduser().resolve()
     if not root.exists():
-        raise InvalidTaskError(f"taskset path {config.path} does not exist (resolved to {root}); set [env.taskset] path")
+        raise InvalidTaskError(
+            f"taskset path {config.path} does not exist (resolved to {root}); set [env.taskset] path"
+        )
     if any((root / part).exists() for part in ("task.toml", "instruction.md", "environment")):
         candidates = [root]  # one task folder (validated, with its problems named, below)
     else:
@@ -153,11 +155,22 @@ def sourced_tasks(config: HarborTasksetConfig) -> list[SourcedTask]:
         raise InvalidTaskError("[env.taskset] set one source: dataset, hf_dataset or data_file (or path)")
     selection = Selection(config.include, config.exclude, config.limit, config.cache_dir)
     if config.dataset:
-        return load_registry_tasks(config.dataset, registry_url=config.registry_url,
-                                   registry_path=config.registry_path, selection=selection, refresh=config.refresh)  # fmt: skip
+        return load_registry_tasks(
+            config.dataset,
+            registry_url=config.registry_url,
+            registry_path=config.registry_path,
+            selection=selection,
+            refresh=config.refresh,
+        )
     if config.hf_dataset or config.data_file:
-        return load_swe_tasks(hf_dataset=config.hf_dataset, data_file=config.data_file, split=config.split,
-                              revision=config.revision, template=config.swe, selection=selection)  # fmt: skip
+        return load_swe_tasks(
+            hf_dataset=config.hf_dataset,
+            data_file=config.data_file,
+            split=config.split,
+            revision=config.revision,
+            template=config.swe,
+            selection=selection,
+        )
     return [SourcedTask(task_dir, "local", str(task_dir)) for task_dir in discover_task_dirs(config)]
 
 

@@ -74,7 +74,16 @@ class PreparesVerifier(Protocol):
 
 def isolation_command(environment: BaseEnvironment) -> str:
     paths = EnvironmentPaths.for_os(environment.os)
-    return " ".join(["sh", "-c", shlex.quote(ISOLATION_SCRIPT), "isolate", shlex.quote(str(paths.tests_dir)), shlex.quote(str(paths.verifier_dir))])  # fmt: skip
+    return " ".join(
+        [
+            "sh",
+            "-c",
+            shlex.quote(ISOLATION_SCRIPT),
+            "isolate",
+            shlex.quote(str(paths.tests_dir)),
+            shlex.quote(str(paths.verifier_dir)),
+        ]
+    )
 
 
 async def run_isolation_command(environment: BaseEnvironment) -> None:
@@ -82,7 +91,8 @@ async def run_isolation_command(environment: BaseEnvironment) -> None:
     result = await environment.exec(isolation_command(environment), user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
     if result.return_code != 0:
         raise VerifierIsolationError(
-            f"could not isolate the verifier from the agent (exit {result.return_code}): {(result.stderr or '').strip()[-500:]}"
+            f"could not isolate the verifier from the agent (exit {result.return_code}): "
+            f"{(result.stderr or '').strip()[-500:]}"
         )
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fnmatch
 import fcntl
+import fnmatch
 import json
 import os
 from collections.abc import Coroutine, Iterator

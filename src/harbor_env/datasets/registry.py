@@ -15,12 +15,12 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from harbor_env.datasets.cache import (
+    Selection,
     SourcedTask,
     cache_root,
     locked,
     one_line,
     run_sync,
-    Selection,
     write_json_atomically,
 )
 
@@ -73,10 +73,11 @@ def load_registry_tasks(
     *,
     registry_url: str | None = None,
     registry_path: str | None = None,
-    selection: Selection = Selection(),
+    selection: Selection | None = None,
     refresh: bool = False,
 ) -> list[SourcedTask]:
     """The selected tasks of `dataset`, downloaded into the cache if not there yet."""
+    selection = selection or Selection()
     folder = cache_dir_for(dataset, registry_url, registry_path, selection.cache_dir)
     manifest_path = folder / "manifest.json"
     where = registry_label(registry_url, registry_path)
@@ -116,8 +117,13 @@ def load_registry_tasks(
             write_json_atomically(manifest_path, manifest)
     origin = f"{dataset} from {where}"
     return [
-        SourcedTask(Path(entries[n]["path"]), source=f"registry:{dataset}", origin=_origin(entries[n]["id"], origin),
-                    cached=n not in missing, cache=folder)  # fmt: skip
+        SourcedTask(
+            Path(entries[n]["path"]),
+            source=f"registry:{dataset}",
+            origin=_origin(entries[n]["id"], origin),
+            cached=n not in missing,
+            cache=folder,
+        )
         for n in chosen
     ]
 

@@ -54,8 +54,12 @@ def _reply(step: dict[str, Any]) -> str:
     else:
         analysis, _, plan = message.removeprefix("Analysis: ").partition("\nPlan: ")
     commands = [call["arguments"] for call in calls if call.get("function_name") == "bash_command"]
-    reply = {"analysis": analysis, "plan": plan, "commands": commands,
-             "task_complete": any(call.get("function_name") == "mark_task_complete" for call in calls)}  # fmt: skip
+    reply = {
+        "analysis": analysis,
+        "plan": plan,
+        "commands": commands,
+        "task_complete": any(call.get("function_name") == "mark_task_complete" for call in calls),
+    }
     return json.dumps(reply)
 
 
@@ -80,9 +84,7 @@ def trajectory_messages(trajectory: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _secrets() -> list[str]:
-    return sorted(
-        {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}, key=len, reverse=True
-    )
+    return sorted({v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}, key=len, reverse=True)
 
 
 def _redact(messages: list[dict[str, str]], secrets: list[str], stats: ExportStats) -> None:
@@ -102,8 +104,9 @@ def trial_dirs(job: Path) -> list[Path]:
     return trials
 
 
-def export_rows(jobs: list[Path], min_reward: float | None, max_reward: float | None,
-                stats: ExportStats) -> list[dict[str, Any]]:  # fmt: skip
+def export_rows(
+    jobs: list[Path], min_reward: float | None, max_reward: float | None, stats: ExportStats
+) -> list[dict[str, Any]]:
     """The SFT rows of every trial in `jobs` whose reward lies in [min_reward, max_reward]."""
     from harbor.models.trial.result import TrialResult
 
@@ -127,8 +130,15 @@ def export_rows(jobs: list[Path], min_reward: float | None, max_reward: float | 
                 stats.errored += 1
                 continue
             _redact(messages, secrets, stats)
-            rows.append({"messages": messages, "reward": reward, "task": result.task_name,
-                         "trial": result.trial_name, "job": job.name})  # fmt: skip
+            rows.append(
+                {
+                    "messages": messages,
+                    "reward": reward,
+                    "task": result.task_name,
+                    "trial": result.trial_name,
+                    "job": job.name,
+                }
+            )
             stats.kept += 1
     return rows
 
@@ -147,16 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {' '.join(str(exc).split())[:500]}", file=sys.stderr)
         return 2
     if not rows:
-        print(f"error: no trial kept ({stats.trials} trials, {stats.errored} errored, {stats.filtered} outside "
-              "the reward range); nothing written", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: no trial kept ({stats.trials} trials, {stats.errored} errored, {stats.filtered} outside "
+            "the reward range); nothing written",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".train.jsonl.tmp"
     tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
     tmp.replace(out / "train.jsonl")
-    print(f"wrote {stats.kept} chats to {out / 'train.jsonl'} ({stats.trials} trials: {stats.errored} errored, "
-          f"{stats.filtered} outside the reward range; secrets redacted from {stats.redacted} messages)")  # fmt: skip
+    print(
+        f"wrote {stats.kept} chats to {out / 'train.jsonl'} ({stats.trials} trials: {stats.errored} errored, "
+        f"{stats.filtered} outside the reward range; secrets redacted from {stats.redacted} messages)"
+    )
     return 0
 
 

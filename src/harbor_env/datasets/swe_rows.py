@@ -93,8 +93,9 @@ def read_rows(files: list[Path], columns: dict[str, str], where: str) -> list[Sw
             renamed = dict(raw)
             for canonical, column in columns.items():
                 if column not in raw:
-                    raise SweRowError(f"{path} row {number}: no column '{column}' (columns.{canonical}); "
-                                      f"columns are {sorted(raw)}")  # fmt: skip
+                    raise SweRowError(
+                        f"{path} row {number}: no column '{column}' (columns.{canonical}); columns are {sorted(raw)}"
+                    )
                 renamed[canonical] = raw[column]
             try:
                 rows.append(SweRow.model_validate(renamed))
@@ -104,5 +105,7 @@ def read_rows(files: list[Path], columns: dict[str, str], where: str) -> list[Sw
                     if isinstance(exc, ValidationError)
                     else str(exc)
                 )
-                raise SweRowError(f"{where}: {path.name} row {number}: {problem} (map columns with [env.taskset.swe] columns)") from None  # fmt: skip
+                raise SweRowError(
+                    f"{where}: {path.name} row {number}: {problem} (map columns with [env.taskset.swe] columns)"
+                ) from None
     return rows

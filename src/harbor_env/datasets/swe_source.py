@@ -27,8 +27,14 @@ def source_label(hf_dataset: str | None, data_file: str | None, split: str) -> s
     return f"{hf_dataset}:{split}" if hf_dataset else str(Path(data_file or "").expanduser().resolve())
 
 
-def read_selected_rows(hf_dataset: str | None, data_file: str | None, split: str, revision: str | None,
-                       template: SweTemplateConfig, selection: Selection) -> list[SweRow]:  # fmt: skip
+def read_selected_rows(
+    hf_dataset: str | None,
+    data_file: str | None,
+    split: str,
+    revision: str | None,
+    template: SweTemplateConfig,
+    selection: Selection,
+) -> list[SweRow]:
     """The rows of the data set that `include`/`exclude`/`limit` select, by instance_id."""
     if bool(hf_dataset) == bool(data_file):
         raise SweRowError("[env.taskset] set one of hf_dataset (a Hugging Face data set) or data_file (parquet/JSONL)")
@@ -44,8 +50,10 @@ def read_selected_rows(hf_dataset: str | None, data_file: str | None, split: str
     by_id = {row.instance_id: row for row in rows}
     chosen = selection.pick(list(by_id))
     if not chosen:
-        raise SweRowError(f"{source_label(hf_dataset, data_file, split)}: no row matches include="
-                          f"{selection.include or ['*']} exclude={selection.exclude} ({len(by_id)} rows)")  # fmt: skip
+        raise SweRowError(
+            f"{source_label(hf_dataset, data_file, split)}: no row matches include="
+            f"{selection.include or ['*']} exclude={selection.exclude} ({len(by_id)} rows)"
+        )
     return [by_id[name] for name in chosen]
 
 
@@ -53,8 +61,15 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def load_swe_tasks(*, hf_dataset: str | None, data_file: str | None, split: str, revision: str | None,
-                   template: SweTemplateConfig, selection: Selection) -> list[SourcedTask]:  # fmt: skip
+def load_swe_tasks(
+    *,
+    hf_dataset: str | None,
+    data_file: str | None,
+    split: str,
+    revision: str | None,
+    template: SweTemplateConfig,
+    selection: Selection,
+) -> list[SourcedTask]:
     """Task folders for the selected rows, converted into the cache unless already there."""
     resolved = resolve_template(template)
     label = source_label(hf_dataset, data_file, split)
@@ -83,13 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--revision")
     parser.add_argument("--preset", help="a named preset, e.g. c2bug")
-    parser.add_argument("--columns", default="{}", help='column mapping as JSON, e.g. \'{"problem_statement": "issue"}\'')
+    parser.add_argument(
+        "--columns", default="{}", help='column mapping as JSON, e.g. \'{"problem_statement": "issue"}\''
+    )
     parser.add_argument("--include", action="append", default=[], help="instance ids or globs (repeatable)")
     parser.add_argument("--exclude", action="append", default=[])
     parser.add_argument("--limit", type=int)
     parser.add_argument("--out", required=True, help="folder to write one task folder per row into")
     parser.add_argument("--overwrite", action="store_true", help="replace task folders that exist")
-    parser.add_argument("--cache-dir", help="where repository clones are kept (default: $HARBOR_ENV_CACHE, else ~/.cache/harbor-env)")
+    parser.add_argument(
+        "--cache-dir", help="where repository clones are kept (default: $HARBOR_ENV_CACHE, else ~/.cache/harbor-env)"
+    )
     args = parser.parse_args(argv)
     try:
         template = resolve_template(SweTemplateConfig(preset=args.preset, columns=json.loads(args.columns)))

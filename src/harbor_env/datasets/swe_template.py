@@ -136,7 +136,9 @@ def patched_files(patch: str) -> list[str]:
 
 def _git(*args: str, cwd: Path | None = None) -> str:
     # Never prompt for credentials: a URL that needs them fails with git's message instead.
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    )
     if result.returncode:
         raise SweRowError(f"git {' '.join(args)} failed: {' '.join(result.stderr.split())[:300]}")
     return result.stdout.strip()
@@ -173,8 +175,12 @@ def _dockerfile(row: SweRow, template: SweTemplateConfig, env_dir: Path, mirrors
     if image:
         return f"FROM {image}\nWORKDIR {template.workdir}\n", row.base_commit
     commit = snapshot_repository(_fill(template.repo_url, values), row.base_commit, env_dir / "repo", mirrors)
-    lines = [f"FROM {template.base_image}", *template.docker_setup, f"COPY repo/ {template.workdir}/",
-             f"WORKDIR {template.workdir}"]  # fmt: skip
+    lines = [
+        f"FROM {template.base_image}",
+        *template.docker_setup,
+        f"COPY repo/ {template.workdir}/",
+        f"WORKDIR {template.workdir}",
+    ]
     return "\n".join(lines) + "\n", commit
 
 
@@ -254,7 +260,9 @@ def _write_task(row: SweRow, template: SweTemplateConfig, dest: Path, source: st
     (dest / "solution").mkdir()
     dockerfile, restore_commit = _dockerfile(row, template, dest / "environment", mirrors)
     (dest / "environment" / "Dockerfile").write_text(dockerfile)
-    (dest / "instruction.md").write_text(_fill(template.instruction, {**values, "problem_statement": row.problem_statement}))  # fmt: skip
+    (dest / "instruction.md").write_text(
+        _fill(template.instruction, {**values, "problem_statement": row.problem_statement})
+    )
     (dest / "task.toml").write_text(_task_toml(row, template, source))
     tests = dest / "tests"
     (tests / "test.patch").write_text(row.test_patch)

@@ -63,9 +63,24 @@ class PrivilegeDrop:
         setpriv = [f"{HELPER_DIR}/setpriv"]
         if self.loader is not None:
             setpriv = [f"{HELPER_DIR}/{self.loader}", "--library-path", HELPER_DIR, *setpriv]
-        user = [] if uid is None else ["--reuid", str(uid), "--regid", str(gid if gid is not None else uid), "--clear-groups"]
+        user = (
+            []
+            if uid is None
+            else ["--reuid", str(uid), "--regid", str(gid if gid is not None else uid), "--clear-groups"]
+        )
         bounding = ",".join(["-all", *(f"+{c}" for c in COMMAND_CAPABILITIES)])
-        return [*setpriv, *user, "--bounding-set", bounding, "--inh-caps", "-all", "--ambient-caps", "-all", "--no-new-privs", "--"]
+        return [
+            *setpriv,
+            *user,
+            "--bounding-set",
+            bounding,
+            "--inh-caps",
+            "-all",
+            "--ambient-caps",
+            "-all",
+            "--no-new-privs",
+            "--",
+        ]
 
 
 def init_bwrap_args() -> list[str]:

@@ -48,7 +48,7 @@ class LocalSandboxConfig(BaseModel):
         description="fresh: the tests run in a new sandbox built from the task's environment "
         "holding only the agent's final WORKDIR. shared: they run in the agent's sandbox (Harbor's "
         "default), after every agent process is stopped and the verifier's folders re-created. "
-        "A task may choose for itself: `[metadata] verifier_sandbox = \"shared\"` in task.toml.",
+        'A task may choose for itself: `[metadata] verifier_sandbox = "shared"` in task.toml.',
     )
     hide_paths: list[str] = Field(
         default_factory=list,
@@ -58,9 +58,7 @@ class LocalSandboxConfig(BaseModel):
     pids_limit: int | None = Field(
         default=4096, ge=16, description="Most processes a sandbox may run at once (cgroup pids)."
     )
-    enforce_limits: bool = Field(
-        default=True, description="Apply the task's cpus and memory_mb limits (cgroups)."
-    )
+    enforce_limits: bool = Field(default=True, description="Apply the task's cpus and memory_mb limits (cgroups).")
     start_timeout_sec: float = Field(default=30.0, gt=0)
 
     @field_validator("hide_paths", "host_paths")

@@ -134,7 +134,9 @@ def parse_dockerfile(path: Path) -> ImageLayout:
     except OSError as exc:
         raise DockerfileError(f"{path}: cannot read the Dockerfile ({exc})") from exc
     except UnicodeDecodeError as exc:
-        raise DockerfileError(f"{path}: not a text file (byte {exc.start} is not UTF-8); is it really the Dockerfile?") from None
+        raise DockerfileError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); is it really the Dockerfile?"
+        ) from None
 
     layout = ImageLayout()
     # Docker expands `$PATH` in ENV to the image's PATH (`ENV PATH=/app/bin:$PATH`).

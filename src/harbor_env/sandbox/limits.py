@@ -104,7 +104,11 @@ class CgroupLimits:
     def _create_v1(cls, name: str, limits: Limits) -> CgroupLimits | None:
         settings = {
             "memory": ("memory_mb", limits.memory_mb, {"memory.limit_in_bytes": lambda v: v * 1024 * 1024}),
-            "cpu": ("cpus", limits.cpus, {"cpu.cfs_period_us": lambda v: 100_000, "cpu.cfs_quota_us": lambda v: int(v * 100_000)}),
+            "cpu": (
+                "cpus",
+                limits.cpus,
+                {"cpu.cfs_period_us": lambda v: 100_000, "cpu.cfs_quota_us": lambda v: int(v * 100_000)},
+            ),
             "pids": ("pids", limits.pids, {"pids.max": lambda v: v}),
         }
         made = cls([], set(), 1)

@@ -61,7 +61,7 @@ PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/logs", "/tests", "/solution")
 # namespace of its own (so it vanishes with the sandbox, even if this process is killed) and
 # filled with what the host prepared: $1 size, $2 the tmpfs mount point, $3 the prepared root.
 QUOTA_ROOT_SCRIPT = (
-    'size=$1 quota=$2 root=$3; shift 3; '
+    "size=$1 quota=$2 root=$3; shift 3; "
     'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" '
     '&& mount --bind "$quota" "$root" && exec "$@"'
 )
@@ -114,7 +114,9 @@ def _task_verifier_mode(task_dir: Path, data: dict[str, Any]) -> str | None:
     metadata = data.get("metadata")
     mode = metadata.get(VERIFIER_MODE_KEY) if isinstance(metadata, dict) else None
     if mode is not None and mode not in ("fresh", "shared"):
-        raise SandboxError(f"{task_dir / 'task.toml'}: [metadata] {VERIFIER_MODE_KEY} must be \"fresh\" or \"shared\", got {mode!r}")
+        raise SandboxError(
+            f'{task_dir / "task.toml"}: [metadata] {VERIFIER_MODE_KEY} must be "fresh" or "shared", got {mode!r}'
+        )
     return mode
 
 
@@ -345,13 +347,23 @@ class LocalSandbox(BaseEnvironment):
         context = self.environment_dir.resolve()
         owned: set[str] = set()
         for pattern in step.sources:
-            matches = sorted(glob.glob(str(context / pattern.lstrip("/")))) if glob.has_magic(pattern) else [str(context / pattern.lstrip("/"))]
+            matches = (
+                sorted(glob.glob(str(context / pattern.lstrip("/"))))
+                if glob.has_magic(pattern)
+                else [str(context / pattern.lstrip("/"))]
+            )
             for match in matches:
                 source = Path(match)
                 if not source.resolve().is_relative_to(context):
-                    raise SandboxError(f"{self.environment_dir / 'Dockerfile'}:{step.line}: COPY source {pattern} is outside the build context")
+                    raise SandboxError(
+                        f"{self.environment_dir / 'Dockerfile'}:{step.line}: "
+                        f"COPY source {pattern} is outside the build context"
+                    )
                 if not source.exists():
-                    raise SandboxError(f"{self.environment_dir / 'Dockerfile'}:{step.line}: COPY source {pattern} not found in {context}")
+                    raise SandboxError(
+                        f"{self.environment_dir / 'Dockerfile'}:{step.line}: "
+                        f"COPY source {pattern} not found in {context}"
+                    )
                 if source.is_dir():
                     target_dir = root / step.destination.lstrip("/")
                     shutil.copytree(source, target_dir, symlinks=True, dirs_exist_ok=True)
@@ -365,7 +377,9 @@ class LocalSandbox(BaseEnvironment):
                         archive.extractall(target_dir, filter="data")
                         owned |= {posixpath.join(step.destination, n.split("/")[0]) for n in archive.getnames()}
                     continue
-                destination = posixpath.join(step.destination, source.name) if step.destination_is_dir else step.destination
+                destination = (
+                    posixpath.join(step.destination, source.name) if step.destination_is_dir else step.destination
+                )
                 target = root / destination.lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
@@ -469,7 +483,9 @@ class LocalSandbox(BaseEnvironment):
         with archive.open("wb") as out:
             code, _, stderr = await self._run(["tar", "-C", workdir, "-cf", "-", "."], user=None, stdout=out)
         if code not in (0, 1):  # 1: a file changed while read (nothing of the agent runs now)
-            raise SandboxError(f"local sandbox: cannot archive {workdir} for the verifier: {stderr.decode(errors='replace').strip()}")
+            raise SandboxError(
+                f"local sandbox: cannot archive {workdir} for the verifier: {stderr.decode(errors='replace').strip()}"
+            )
         await self._stop_processes()
         self._dir = None
         try:
@@ -477,7 +493,10 @@ class LocalSandbox(BaseEnvironment):
             with archive.open("rb") as source:
                 code, _, stderr = await self._run(["tar", "-C", workdir, "-xpf", "-"], user=None, stdin=source)
             if code != 0:
-                raise SandboxError(f"local sandbox: cannot restore {workdir} for the verifier: {stderr.decode(errors='replace').strip()}")
+                raise SandboxError(
+                    f"local sandbox: cannot restore {workdir} for the verifier: "
+                    f"{stderr.decode(errors='replace').strip()}"
+                )
         finally:
             await asyncio.to_thread(shutil.rmtree, old_dir, ignore_errors=True)
 
@@ -530,7 +549,7 @@ class LocalSandbox(BaseEnvironment):
                 raise SandboxError(self._start_failure_message(stderr.decode(errors="replace").strip()))
             info = json.loads(os.read(info_read, 65536) or b"{}")
             self._init_pid = int(info["child-pid"])
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SandboxError(
                 f"local sandbox: did not start within {self.config.start_timeout_sec} s "
                 "(raise start_timeout_sec if the host is overloaded)"
@@ -552,7 +571,17 @@ class LocalSandbox(BaseEnvironment):
         quota.mkdir()
         self._fs.root_on_host = False
         unshare = [self._tools["unshare"], "--mount", "--propagation", "private", "--"]
-        return [*unshare, "/bin/sh", "-c", QUOTA_ROOT_SCRIPT, "sh", f"{self._storage_mb}m", str(quota), str(self._fs.root), *argv]
+        return [
+            *unshare,
+            "/bin/sh",
+            "-c",
+            QUOTA_ROOT_SCRIPT,
+            "sh",
+            f"{self._storage_mb}m",
+            str(quota),
+            str(self._fs.root),
+            *argv,
+        ]
 
     def _start_failure_message(self, stderr: str) -> str:
         hint = "check that bubblewrap works here: `bwrap --ro-bind / / --unshare-all true`"
@@ -583,7 +612,7 @@ class LocalSandbox(BaseEnvironment):
             with archive.open("wb") as out:
                 await self._run(["tar", "-C", AGENT_DIR, "-cf", "-", "."], user=None, stdout=out, timeout_sec=60)
             await asyncio.to_thread(_extract_within, archive, host)
-        except (SandboxError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, SandboxError, OSError) as exc:
             # Logs only: the sandbox died under us, or the agent left something unreadable.
             self.logger.warning(f"local sandbox: could not copy {AGENT_DIR} to {host}: {exc}")
         finally:
@@ -611,7 +640,7 @@ class LocalSandbox(BaseEnvironment):
                     os.kill(self._init_pid, signal.SIGKILL)
             try:
                 await asyncio.wait_for(process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
@@ -648,7 +677,8 @@ class LocalSandbox(BaseEnvironment):
             _warn_once(
                 self.logger,
                 ("user", str(user)),
-                f"local sandbox: cannot switch to user {user!r} without root on the host; running as the sandbox's root",
+                f"local sandbox: cannot switch to user {user!r} without root on the host; "
+                "running as the sandbox's root",
             )
             return None, "/root"
         return (uid, gid), home
@@ -693,7 +723,7 @@ class LocalSandbox(BaseEnvironment):
         )
         try:
             out, stderr = await asyncio.wait_for(process.communicate(stdin if piped_stdin else None), timeout_sec)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -721,7 +751,7 @@ class LocalSandbox(BaseEnvironment):
                 env=self._merge_env(env),
                 timeout_sec=timeout_sec,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RuntimeError(f"Command timed out after {timeout_sec} seconds") from None
         return ExecResult(
             stdout=stdout.decode(errors="replace") if stdout else None,
@@ -761,7 +791,9 @@ class LocalSandbox(BaseEnvironment):
             return
         code, stdout, stderr = await self._run(["/bin/cat", "--", source_path], user=None)
         if code != 0:
-            raise FileNotFoundError(f"local sandbox: cannot read {source_path}: {stderr.decode(errors='replace').strip()}")
+            raise FileNotFoundError(
+                f"local sandbox: cannot read {source_path}: {stderr.decode(errors='replace').strip()}"
+            )
         target.write_bytes(stdout)
 
     async def empty_dirs(self, dirs: Any, *, chmod: bool = True) -> ExecResult | None:
@@ -788,7 +820,9 @@ class LocalSandbox(BaseEnvironment):
             return
         code, stdout, stderr = await self._run(["tar", "-C", source_dir, "-cf", "-", "."], user=None)
         if code != 0:
-            raise FileNotFoundError(f"local sandbox: cannot read {source_dir}: {stderr.decode(errors='replace').strip()}")
+            raise FileNotFoundError(
+                f"local sandbox: cannot read {source_dir}: {stderr.decode(errors='replace').strip()}"
+            )
         with tarfile.open(fileobj=io.BytesIO(stdout)) as archive:
             archive.extractall(target, filter="data")
 

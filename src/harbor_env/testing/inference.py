@@ -234,7 +234,9 @@ class FakeInferenceServer:
         with self._lock:
             known = model == self.model or model in self.lora_adapters
         if not known:  # as vLLM answers a model it does not serve
-            return web.json_response({"error": {"message": f"The model `{model}` does not exist.", "code": 404}}, status=404)
+            return web.json_response(
+                {"error": {"message": f"The model `{model}` does not exist.", "code": 404}}, status=404
+            )
         prompt_ids = list(body["token_ids"])
         prompt = self._tokenizer.decode(prompt_ids, skip_special_tokens=False)
         session_id = request.headers.get("X-Session-ID", "")
@@ -261,7 +263,10 @@ class FakeInferenceServer:
                     "index": 0,
                     "token_ids": completion_ids,
                     "logprobs": {
-                        "content": [{"token": f"token_id:{t}", "logprob": lp} for t, lp in zip(completion_ids, logprobs)]
+                        "content": [
+                            {"token": f"token_id:{t}", "logprob": lp}
+                            for t, lp in zip(completion_ids, logprobs, strict=False)
+                        ]
                     },
                     "finish_reason": finish_reason,
                 }

@@ -108,10 +108,12 @@ class SolveEachTaskWhenDone(SolveEachTask):
     def __init__(self, tasks: Path, duration: float = 0.5):
         self.duration = duration
         self.scripts = {
-            (task / "instruction.md").read_text().splitlines()[0]: [terminus_reply(
-                run_script((task / "solution" / "solve.sh").read_text()) + "echo POLICY-EXIT-$((40+2))\n",
-                duration=duration,
-            )]  # fmt: skip
+            (task / "instruction.md").read_text().splitlines()[0]: [
+                terminus_reply(
+                    run_script((task / "solution" / "solve.sh").read_text()) + "echo POLICY-EXIT-$((40+2))\n",
+                    duration=duration,
+                )
+            ]
             for task in sorted(tasks.iterdir())
             if (task / "solution" / "solve.sh").is_file()
         }

@@ -16,8 +16,17 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 EOS = "<|im_end|>"
 # Qwen3's special tokens, so that tests and benchmarks render with the renderer the configs
 # train with (`train_client_config`), not the generic one that re-renders every turn in full.
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", EOS, "<think>", "</think>", "<tool_call>", "</tool_call>",
-                  "<tool_response>", "</tool_response>"]  # fmt: skip
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    EOS,
+    "<think>",
+    "</think>",
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+]
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{{ message['content'] }}<|im_end|>\n{% endfor %}"
@@ -32,8 +41,12 @@ def train_client_config(base_url: str, tokenizer_dir: Path, api_key_var: str = "
     import verifiers.v1 as vf
     from renderers import Qwen3RendererConfig
 
-    return vf.TrainClientConfig(base_url=base_url, api_key_var=api_key_var, renderer_model_name=str(tokenizer_dir),
-                                renderer=Qwen3RendererConfig(enable_thinking=False))  # fmt: skip
+    return vf.TrainClientConfig(
+        base_url=base_url,
+        api_key_var=api_key_var,
+        renderer_model_name=str(tokenizer_dir),
+        renderer=Qwen3RendererConfig(enable_thinking=False),
+    )
 
 
 def _corpus() -> list[str]:
@@ -42,7 +55,8 @@ def _corpus() -> list[str]:
     templates = Path(terminus.__file__).parent / "templates"
     texts = [p.read_text() for p in sorted(templates.glob("*")) if p.is_file()]
     texts += [
-        '{"analysis": "", "plan": "", "commands": [{"keystrokes": "ls -la\\n", "duration": 0.1}], "task_complete": false}',
+        '{"analysis": "", "plan": "", "commands": [{"keystrokes": "ls -la\\n", "duration": 0.1}], '
+        '"task_complete": false}',
         "root@sandbox:/app# cat > /tmp/run.sh <<'EOF'\npython3 -m unittest\nEOF\n",
     ]
     return texts * 20
@@ -83,9 +97,20 @@ def build_test_model(directory: Path) -> Path:
     `config.json` (the orchestrator reads the model's config; no weights are needed)."""
     build_test_tokenizer(directory)
     (directory / "config.json").write_text(
-        json.dumps({"model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "hidden_size": 64,
-                    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                    "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 2048,
-                    "max_position_embeddings": 131072}, indent=2)  # fmt: skip
+        json.dumps(
+            {
+                "model_type": "qwen3",
+                "architectures": ["Qwen3ForCausalLM"],
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "head_dim": 16,
+                "vocab_size": 2048,
+                "max_position_embeddings": 131072,
+            },
+            indent=2,
+        )
     )
     return directory
