@@ -62,8 +62,9 @@ def test_timeouts_authored_scaled_ignored(task_data) -> None:
     assert harness().trial_config(task_data, "m").timeout_multiplier == 1.0
     scaled = harness(timeouts="scaled", timeout_multiplier=2.5).trial_config(task_data, "m")
     assert scaled.timeout_multiplier == 2.5 and scaled.agent.override_timeout_sec is None
-    # A multiplier alone does nothing unless timeouts = "scaled": authored means authored.
-    assert harness(timeout_multiplier=2.5).trial_config(task_data, "m").timeout_multiplier == 1.0
+    # A multiplier would do nothing unless timeouts = "scaled": refused rather than ignored.
+    with pytest.raises(ValidationError, match='`timeout_multiplier` is used only with timeouts = "scaled"'):
+        harness(timeout_multiplier=2.5)
     ignored = harness(timeouts="ignored").trial_config(task_data, "m")
     assert ignored.agent.override_timeout_sec >= 7 * 24 * 3600
 
