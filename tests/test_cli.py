@@ -36,6 +36,26 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def eval_argv(
+    config: Path, server: FakeInferenceServer, jobs_dir: Path, job: str, model: str = "m", *extra: str
+) -> list:
+    """`--eval` of `config` against the fake model server, into `jobs_dir/job`."""
+    return [
+        "--config",
+        config,
+        "--eval",
+        "--base-url",
+        server.base_url,
+        "--model",
+        model,
+        "--jobs-dir",
+        jobs_dir,
+        "--job-name",
+        job,
+        *extra,
+    ]
+
+
 def config_with(tmp: Path, source_env: str, name: str = "run.toml") -> Path:
     """A minimal prime-rl config with one HarborEnvironment train source."""
     path = tmp / name
@@ -167,20 +187,7 @@ def test_eval_end_to_end_against_a_chat_server(capsys: pytest.CaptureFixture, tm
     tokenizer = build_test_tokenizer(tmp_path / "tokenizer")
     with FakeInferenceServer(tokenizer, policy) as server:
         code, out, err = run_cli(
-            capsys,
-            "--config",
-            config,
-            "--eval",
-            "--base-url",
-            server.base_url,
-            "--model",
-            "test-model",
-            "--jobs-dir",
-            tmp_path / "jobs",
-            "--job-name",
-            "job-1",
-            "--concurrency",
-            "2",
+            capsys, *eval_argv(config, server, tmp_path / "jobs", "job-1", "test-model", "--concurrency", "2")
         )
         assert server.chat_requests and all(r["model"] == "test-model" for r in server.chat_requests)
     assert code == 0, err

@@ -129,7 +129,7 @@ def test_processes_starting_together_download_once(registry, tmp_path: Path) -> 
 def test_dry_run_and_eval_of_a_registry_source(registry, tmp_path: Path, capsys, monkeypatch) -> None:
     """From a config file: the dry run says where the tasks come from and whether they were
     cached; --eval runs them."""
-    from test_cli import config_with, run_cli
+    from test_cli import config_with, eval_argv, run_cli
 
     from harbor_env.testing.inference import FakeInferenceServer
     from harbor_env.testing.policies import ScriptedPolicy
@@ -154,20 +154,7 @@ def test_dry_run_and_eval_of_a_registry_source(registry, tmp_path: Path, capsys,
     code, out, err = run_cli(capsys, "--config", config, "--dry-run")
     assert f"2 tasks from registry tiny@1.0 ({registry_file}), in {folder}: all cached" in out
     with FakeInferenceServer(build_test_tokenizer(tmp_path / "tokenizer"), ScriptedPolicy({})) as server:
-        code, out, err = run_cli(
-            capsys,
-            "--config",
-            config,
-            "--eval",
-            "--base-url",
-            server.base_url,
-            "--model",
-            "m",
-            "--jobs-dir",
-            tmp_path / "jobs",
-            "--job-name",
-            "j",
-        )
+        code, out, err = run_cli(capsys, *eval_argv(config, server, tmp_path / "jobs", "j"))
     assert code == 0, err
     rows = json.loads((tmp_path / "jobs" / "j" / "results.json").read_text())
     assert sorted((r["task"], r["reward"]) for r in rows) == [("alpha", 1.0), ("beta", 1.0)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_TASKS
-from test_cli import config_with, local_source
+from test_cli import config_with, eval_argv, local_source
 
 from harbor_env import cli
 from harbor_env.datasets.sft_export import main as export
@@ -42,23 +42,17 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list
                 tmp, local_source(SAMPLE_TASKS, extra, include=["repair-config", "git-history"]), f"{job}.toml"
             )
             with FakeInferenceServer(tokenizer, policy) as server:
-                argv = [
-                    "--config",
+                argv = eval_argv(
                     config,
-                    "--eval",
-                    "--base-url",
-                    server.base_url,
-                    "--model",
-                    "test-model",
-                    "--jobs-dir",
+                    server,
                     tmp / "jobs",
-                    "--job-name",
                     job,
+                    "test-model",
                     "--concurrency",
                     "2",
                     "--api-key-var",
                     "EVAL_API_KEY",
-                ]
+                )
                 assert cli.main([str(a) for a in argv]) == 0
                 requests[job] = [r for r in server.chat_requests if MARKER in r["messages"][0]["content"]]
     return tmp / "jobs", requests

@@ -180,7 +180,7 @@ def test_c2bug_preset_speaks_django() -> None:
 def test_dry_run_and_eval_of_a_swe_source(rows: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     """From a config file: the dry run names the data set and the cache; --eval runs real
     Terminus-2 episodes on a converted task (a policy that applies the fix scores 1)."""
-    from test_cli import config_with, run_cli
+    from test_cli import config_with, eval_argv, run_cli
 
     from harbor_env.testing.inference import FakeInferenceServer
     from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
@@ -210,20 +210,7 @@ def test_dry_run_and_eval_of_a_swe_source(rows: Path, tmp_path: Path, capsys, mo
         {"should add and multiply": script_then_finish(run_script(f"cd /testbed\ngit apply <<'PATCH'\n{gold}PATCH\n"))}
     )
     with FakeInferenceServer(build_test_tokenizer(tmp_path / "tokenizer"), policy) as server:
-        code, out, err = run_cli(
-            capsys,
-            "--config",
-            config,
-            "--eval",
-            "--base-url",
-            server.base_url,
-            "--model",
-            "m",
-            "--jobs-dir",
-            tmp_path / "jobs",
-            "--job-name",
-            "j",
-        )
+        code, out, err = run_cli(capsys, *eval_argv(config, server, tmp_path / "jobs", "j"))
     assert code == 0, err
     (row,) = json.loads((tmp_path / "jobs" / "j" / "results.json").read_text())
     assert row["reward"] == 1.0, row
