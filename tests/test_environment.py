@@ -72,7 +72,7 @@ def test_invalid_tasks_are_named_or_skipped(work: Path) -> None:
     broken = write_task(work / "tasks", "broken")
     (broken / "task.toml").write_text("[agent]\ntimeout_sec = 'soon'\n")
     config = env_config(work, tasks=work / "tasks", include=[])
-    from harbor_env.taskset import InvalidTaskError
+    from harbor_env.errors import InvalidTaskError
 
     with pytest.raises(InvalidTaskError, match=r"broken/task.toml: .*timeout_sec"):
         list(load_taskset(config.taskset))
@@ -95,7 +95,7 @@ def test_invalid_tasks_are_named_or_skipped(work: Path) -> None:
     ids=["unparseable-task-toml", "no-task-toml", "no-instruction", "no-test-sh", "bad-reward-range"],
 )
 def test_each_broken_task_folder_names_its_problem(breakage, message: str, work: Path) -> None:
-    from harbor_env.taskset import InvalidTaskError
+    from harbor_env.errors import InvalidTaskError
 
     breakage(write_task(work / "tasks"))
     with pytest.raises(InvalidTaskError, match=message):
@@ -103,7 +103,7 @@ def test_each_broken_task_folder_names_its_problem(breakage, message: str, work:
 
 
 def test_missing_or_empty_task_paths(work: Path) -> None:
-    from harbor_env.taskset import InvalidTaskError
+    from harbor_env.errors import InvalidTaskError
 
     with pytest.raises(InvalidTaskError, match=r"taskset path .*nowhere does not exist"):
         list(load_taskset(env_config(work, tasks=work / "nowhere", include=[]).taskset))

@@ -26,7 +26,8 @@ from conftest import (
     write_task,
 )
 
-from harbor_env.sandbox import LocalSandbox, LocalSandboxConfig, SandboxError
+from harbor_env.errors import LocalSandboxError
+from harbor_env.sandbox import LocalSandbox, LocalSandboxConfig
 
 COPYING_DOCKERFILE = """\
 FROM python:3.12-slim
@@ -444,7 +445,7 @@ async def test_rootfs_runs_on_an_unpacked_image(work: Path) -> None:
 
 
 def test_missing_rootfs_is_a_clear_error(work: Path) -> None:
-    with pytest.raises(SandboxError, match=r"rootfs .*does-not-exist is not a directory"):
+    with pytest.raises(LocalSandboxError, match=r"rootfs .*does-not-exist is not a directory"):
         make_sandbox(write_task(work), work, rootfs=str(work / "does-not-exist"))
 
 
@@ -464,7 +465,7 @@ async def test_missing_bubblewrap_is_a_clear_error(work: Path, monkeypatch) -> N
     sandbox = make_sandbox(write_task(work), work)
     monkeypatch.setenv("PATH", str(work / "empty-bin"))
     with pytest.raises(
-        SandboxError, match=r"`bwrap` not found on PATH; install it \(Debian/Ubuntu: apt-get install bubblewrap"
+        LocalSandboxError, match=r"`bwrap` not found on PATH; install it \(Debian/Ubuntu: apt-get install bubblewrap"
     ):
         await sandbox.start(force_build=False)
     assert not any((work / "sandboxes").glob("*")) if (work / "sandboxes").exists() else True
@@ -475,12 +476,12 @@ import asyncio, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from conftest import make_sandbox
-from harbor_env.sandbox import SandboxError
+
 async def main():
     sandbox = make_sandbox(Path({task!r}), Path({work!r}), "unprivileged")
     try:
         await sandbox.start(force_build=False)
-    except SandboxError as exc:
+    except LocalSandboxError as exc:
         print("ERROR:", exc)
         return
     try:

@@ -14,7 +14,8 @@ from aiohttp import web
 from episodes import MARKER, SOLVE, env_config, run_in_process
 from harbor.llms.base import ContextLengthExceededError
 
-from harbor_env.interception_llm import InterceptionLLM, ModelCallFailed, RolloutStopped
+from harbor_env.errors import ModelCallFailed, RolloutStopped
+from harbor_env.interception_llm import InterceptionLLM
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish, terminus_reply
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import write_task
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
-from harbor_env.datasets.registry import DatasetUnavailableError
+from harbor_env.errors import DatasetUnavailableError
 from harbor_env.taskset import HarborTaskset
 
 NAMES = ["alpha", "beta", "gamma"]

@@ -12,9 +12,9 @@ import pytest
 from test_trials import reward_of, run_trial
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
-from harbor_env.datasets.swe_rows import SweRowError
 from harbor_env.datasets.swe_source import main as convert
 from harbor_env.datasets.swe_template import SweTemplateConfig, label_of_test, resolve_template
+from harbor_env.errors import SweRowError
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
 TESTS = "import unittest\n\nfrom calc import add, mul, sub\n\n\nclass TestCalc(unittest.TestCase):\n    def test_sub(self):\n        self.assertEqual(sub(5, 3), 2)\n"

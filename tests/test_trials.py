@@ -19,7 +19,7 @@ from harbor.models.trial.config import (
 from harbor.models.trial.result import TrialResult
 from harbor.trial.trial import Trial
 
-from harbor_env.sandbox import SandboxError
+from harbor_env.errors import LocalSandboxError
 from harbor_env.sandbox.limits import CGROUP_ROOT
 
 TASK_NAMES = sorted(p.name for p in SAMPLE_TASKS.iterdir() if (p / "task.toml").is_file())
@@ -98,7 +98,7 @@ async def test_fifty_trials_leave_no_process_directory_or_descriptor(work: Path)
 
 
 async def test_missing_rootfs_fails_the_trial_with_a_clear_error(work: Path) -> None:
-    with pytest.raises(SandboxError, match="rootfs .* is not a directory; unpack the task image"):
+    with pytest.raises(LocalSandboxError, match="rootfs .* is not a directory; unpack the task image"):
         await run_trial(SAMPLE_TASKS / TASK_NAMES[0], work, "oracle", rootfs=str(work / "nope"))
 
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from harbor.agents.terminus_2.terminus_2 import Terminus2
 
-from harbor_env.interception_llm import InterceptionLLM, ModelCallFailed, RolloutStopped
+from harbor_env.errors import InferenceError, ModelCallFailed, RolloutStopped
+from harbor_env.interception_llm import InterceptionLLM
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,6 @@ def model_credentials(credentials: ModelCredentials) -> Iterator[None]:
 def current_model_credentials() -> ModelCredentials | None:
     """The credentials of the rollout this code runs in, for custom in-process agents."""
     return _credentials.get()
-
-
-class InferenceError(RuntimeError):
-    """The agent's model call failed (inference server unreachable, 5xx, malformed reply)."""
 
 
 class InterceptedTerminus2(Terminus2):

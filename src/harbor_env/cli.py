@@ -18,9 +18,10 @@ from pathlib import Path
 import tomli_w
 from dotenv import load_dotenv
 
+from harbor_env.errors import ConfigError
 from harbor_env.handover import HANDOVER_MARK, PrimeRL, StackReport, project_root, source_path
 from harbor_env.preflight import Problem, SourcePlan, check_docker, check_gpus, check_source
-from harbor_env.run_config import ConfigError, RunConfig
+from harbor_env.run_config import RunConfig
 
 SMOKE_TASKS = 5
 SMOKE_STEPS = 3

@@ -29,8 +29,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_config import BaseConfig
 
 from harbor_env.agent import ModelCredentials, model_credentials
+from harbor_env.errors import TrialError
 from harbor_env.memory import heap_trimmer
-from harbor_env.outcome import Outcome, TrialFailed, interpret
+from harbor_env.outcome import Outcome, interpret
 from harbor_env.rewards import declared_range
 from harbor_env.taskset import HarborTaskData
 from harbor_env.verifier_isolation import isolate_verifier
@@ -241,7 +242,7 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
         trace.info.update(outcome.info)
         if outcome.error is not None:
             logger.warning("episode of %s errored, not scored: %s", data.name, outcome.error)
-            raise TrialFailed(outcome.error)
+            raise TrialError(outcome.error)
         if "harbor_exception_type" in outcome.info:
             logger.info(
                 "episode of %s scored %s after the agent's %s",

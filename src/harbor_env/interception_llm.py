@@ -29,6 +29,8 @@ import aiohttp
 from harbor.llms.base import BaseLLM, ContextLengthExceededError, LLMResponse, OutputLengthExceededError
 from harbor.models.metric import UsageInfo
 
+from harbor_env.errors import ModelCallFailed, RolloutStopped
+
 ROLLOUT_STOPPED_MARKER = "rollout stopped"  # verifiers' interception: "rollout stopped: <why>"
 # How OpenAI-compatible servers word a prompt that does not fit: renderers ("exceeds maximum
 # context length", what verifiers' train client relays), vLLM, OpenAI.
@@ -58,14 +60,6 @@ TRANSPORT_OPTIONS = frozenset(
         "timeout",
     }
 )
-
-
-class RolloutStopped(BaseException):
-    """The interception refused a turn: the rollout hit a stop condition or a budget."""
-
-
-class ModelCallFailed(BaseException):
-    """A model call failed for a reason the agent cannot fix by retrying."""
 
 
 def request_parts(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

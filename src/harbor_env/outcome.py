@@ -15,15 +15,12 @@ from urllib.parse import unquote, urlparse
 from harbor.models.trial.paths import TrialPaths
 from harbor.models.trial.result import TimingInfo, TrialResult
 
-from harbor_env.rewards import DEFAULT_REWARD_RANGE, RewardRuleError, check_in_range, check_reward_json
+from harbor_env.errors import RewardRuleError, TrialError
+from harbor_env.rewards import DEFAULT_REWARD_RANGE, check_in_range, check_reward_json
 
 # Exceptions Harbor records while still running the verifier: the agent's own outcomes.
 AGENT_OUTCOMES = {"AgentTimeoutError", "NonZeroAgentExitCodeError"}
 REWARD_KEY = "reward"
-
-
-class TrialFailed(RuntimeError):
-    """The trial failed for a reason outside the agent's control; the episode is errored."""
 
 
 @dataclass
@@ -74,19 +71,19 @@ def _split_rewards(rewards: dict[str, Any], where: str) -> tuple[float, dict[str
             try:
                 numbers[key] = float(value)
             except OverflowError:
-                raise TrialFailed(f"{where}: the verifier's `{key}` is an integer too large for a float") from None
+                raise TrialError(f"{where}: the verifier's `{key}` is an integer too large for a float") from None
     if REWARD_KEY in numbers:
         reward = numbers.pop(REWARD_KEY)
     elif len(numbers) == 1:
         (reward,) = numbers.values()
         numbers = {}
     else:
-        raise TrialFailed(
+        raise TrialError(
             f"{where}: the verifier wrote {sorted(rewards)} but no `{REWARD_KEY}` key; "
             f"reward.json needs a `{REWARD_KEY}` key when it holds several values"
         )
     if not math.isfinite(reward):
-        raise TrialFailed(f"{where}: the verifier's reward is {reward}, not a finite number")
+        raise TrialError(f"{where}: the verifier's reward is {reward}, not a finite number")
     return reward, {k: v for k, v in numbers.items() if math.isfinite(v)}
 
 
@@ -118,6 +115,6 @@ def interpret(result: TrialResult, reward_range: tuple[float, float] = DEFAULT_R
             check_reward_json(paths.reward_json_path)
         reward, verifier_metrics = _split_rewards(result.verifier_result.rewards or {}, where)
         check_in_range(reward, reward_range, where)
-    except (TrialFailed, RewardRuleError) as exc:
+    except (TrialError, RewardRuleError) as exc:
         return Outcome(None, metrics, info, str(exc))
     return Outcome(reward, {**verifier_metrics, **metrics}, info)

@@ -73,9 +73,7 @@ def check_source(source: Source) -> tuple[SourcePlan | None, list[Problem]]:
     """Validate one HarborEnvironment source: its config keys and its task folders."""
     from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
-    from harbor_env.datasets.registry import DatasetUnavailableError
-    from harbor_env.datasets.swe_rows import SweRowError
-    from harbor_env.taskset import InvalidTaskError
+    from harbor_env.errors import DatasetUnavailableError, InvalidTaskError, SweRowError
 
     try:
         config = resolve_env_config(source.env)

@@ -17,12 +17,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from harbor_env.errors import RewardRuleError
+
 DEFAULT_REWARD_RANGE = (0.0, 1.0)
 RANGE_KEY = "reward_range"
-
-
-class RewardRuleError(ValueError):
-    """The verifier's output or the task's declared range breaks the reward rule."""
 
 
 def declared_range(metadata: dict[str, Any], task_toml: Path) -> tuple[float, float]:

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harbor_env.errors import ConfigError
+
 HARBOR_ENV_ID = "harbor-env"
-
-
-class ConfigError(ValueError):
-    """The run config cannot be used; the message names the file and key to fix."""
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,12 @@ from harbor_env.datasets.cache import Selection, SourcedTask
 from harbor_env.datasets.registry import load_registry_tasks, registry_label
 from harbor_env.datasets.swe_source import load_swe_tasks, source_label
 from harbor_env.datasets.swe_template import SweTemplateConfig
-from harbor_env.rewards import RewardRuleError, declared_range
+from harbor_env.errors import InvalidTaskError, RewardRuleError
+from harbor_env.rewards import declared_range
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TASKS_PATH = "datasets/harbor_tasks"
-
-
-class InvalidTaskError(ValueError):
-    """A task folder is not a valid Harbor task; the message names the folder and the problem."""
 
 
 class HarborTaskData(vf.TaskData):

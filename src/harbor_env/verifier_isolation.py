@@ -24,6 +24,8 @@ from typing import Protocol, runtime_checkable
 from harbor.environments.base import BaseEnvironment
 from harbor.models.trial.paths import EnvironmentPaths
 
+from harbor_env.errors import VerifierIsolationError
+
 # POSIX sh (dash, busybox, bash). $1: the tests folder, $2: the verifier's log folder.
 ISOLATION_SCRIPT = r"""
 tests=$1 verifier=$2
@@ -61,10 +63,6 @@ chmod 777 "$verifier"
 [ -d "$tests" ] && [ ! -L "$tests" ] && [ -d "$verifier" ] && [ ! -L "$verifier" ] && [ -z "$(ls -A "$verifier")" ]
 """
 ISOLATION_TIMEOUT_SEC = 60
-
-
-class VerifierIsolationError(RuntimeError):
-    """The environment could not be made safe for the verifier; the episode is errored."""
 
 
 @runtime_checkable

@@ -23,10 +23,7 @@ from harbor_env.datasets.cache import (
     run_sync,
     write_json_atomically,
 )
-
-
-class DatasetUnavailableError(ValueError):
-    """A registry dataset could not be loaded or downloaded; the message says what to fix."""
+from harbor_env.errors import DatasetUnavailableError
 
 
 def _task_id_adapter() -> TypeAdapter:

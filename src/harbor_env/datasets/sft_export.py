@@ -25,13 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harbor_env.errors import JobExportError
+
 # Environment variables whose values must never reach the data (keys the eval or agent had).
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
 REDACTED = "[redacted]"
-
-
-class JobExportError(ValueError):
-    """A job folder cannot be read; the message names the folder."""
 
 
 @dataclass

@@ -13,9 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-
-class SweRowError(ValueError):
-    """A data set or one of its rows cannot be used; the message names the file, row and column."""
+from harbor_env.errors import SweRowError
 
 
 class SweRow(BaseModel):

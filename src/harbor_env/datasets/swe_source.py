@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 
 from harbor_env.datasets.cache import Selection, SourcedTask, cache_root, locked
-from harbor_env.datasets.swe_rows import SweRow, SweRowError, download_hf_dataset, read_rows, split_files
+from harbor_env.datasets.swe_rows import SweRow, download_hf_dataset, read_rows, split_files
 from harbor_env.datasets.swe_template import SweTemplateConfig, resolve_template, write_task
+from harbor_env.errors import SweRowError
 
 
 def source_label(hf_dataset: str | None, data_file: str | None, split: str) -> str:

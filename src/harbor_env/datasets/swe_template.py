@@ -22,7 +22,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from harbor_env.datasets.cache import locked
-from harbor_env.datasets.swe_rows import SweRow, SweRowError
+from harbor_env.datasets.swe_rows import SweRow
+from harbor_env.errors import SweRowError
 
 _PATCH_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.MULTILINE)
 

@@ -15,6 +15,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harbor_env.errors import DockerfileError
+
 # Instructions that change nothing an exec inside the sandbox could observe.
 _METADATA_INSTRUCTIONS = {
     "LABEL",
@@ -31,10 +33,6 @@ _METADATA_INSTRUCTIONS = {
 DOCKER_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _HEREDOC = re.compile(r"<<-?\s*[\"']?([A-Za-z_][A-Za-z0-9_]*)[\"']?")
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-class DockerfileError(ValueError):
-    """The Dockerfile cannot be read; the message names the file and line."""
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from harbor.models.trial.config import ResourceMode
 from harbor.models.trial.paths import EnvironmentPaths
 from pydantic import ValidationError
 
+from harbor_env.errors import LocalSandboxError
 from harbor_env.sandbox import reaper
 from harbor_env.sandbox.capabilities import init_bwrap_args, privilege_drop
 from harbor_env.sandbox.config import LocalSandboxConfig
@@ -75,10 +76,6 @@ _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameter
 # `auto_mounting=False` is given. Harbor before 0.25 always hands it the mounts to bind.
 _HARBOR_AUTO_MOUNTING = "auto_mounting" in _BASE_ENV_PARAMETERS
 _warned: set[tuple[str, ...]] = set()
-
-
-class SandboxError(RuntimeError):
-    """The local sandbox cannot run here; the message says what to fix."""
 
 
 def _warn_once(logger: logging.Logger, key: tuple[str, ...], message: str) -> None:
@@ -114,7 +111,7 @@ def _task_verifier_mode(task_dir: Path, data: dict[str, Any]) -> str | None:
     metadata = data.get("metadata")
     mode = metadata.get(VERIFIER_MODE_KEY) if isinstance(metadata, dict) else None
     if mode is not None and mode not in ("fresh", "shared"):
-        raise SandboxError(
+        raise LocalSandboxError(
             f'{task_dir / "task.toml"}: [metadata] {VERIFIER_MODE_KEY} must be "fresh" or "shared", got {mode!r}'
         )
     return mode
@@ -237,13 +234,13 @@ class LocalSandbox(BaseEnvironment):
         if self.config.rootfs is not None:
             rootfs = Path(self.config.rootfs)
             if not rootfs.is_dir():
-                raise SandboxError(
+                raise LocalSandboxError(
                     f"local sandbox: rootfs {rootfs} is not a directory; unpack the task image "
                     "there (e.g. `docker export $(docker create IMAGE) | tar -x -C DIR`) or drop "
                     "the rootfs option to run on the host's root file system"
                 )
             if not (rootfs / "bin/sh").exists():
-                raise SandboxError(f"local sandbox: rootfs {rootfs} has no /bin/sh; is it an unpacked image?")
+                raise LocalSandboxError(f"local sandbox: rootfs {rootfs} has no /bin/sh; is it an unpacked image?")
 
     def _read_layout(self) -> ImageLayout:
         dockerfile = self.environment_dir / "Dockerfile"
@@ -273,7 +270,7 @@ class LocalSandbox(BaseEnvironment):
         for tool, package in (("bwrap", "bubblewrap"), ("nsenter", "util-linux"), ("setpriv", "util-linux")):
             path = shutil.which(tool)
             if path is None:
-                raise SandboxError(
+                raise LocalSandboxError(
                     f"local sandbox: `{tool}` not found on PATH; install it "
                     f"(Debian/Ubuntu: apt-get install {package}; Fedora/RHEL: dnf install {package}) "
                     "or use a container environment (Harbor's docker)"
@@ -312,7 +309,7 @@ class LocalSandbox(BaseEnvironment):
         host_mounts = self._host_mounts if _HARBOR_AUTO_MOUNTING else self._mounts
         for mount in host_mounts:
             if mount.get("type", "bind") != "bind":
-                raise SandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
+                raise LocalSandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
             if self._storage_mb is not None and not for_verifier and normalize(mount["target"]) == AGENT_DIR:
                 # Under a quota the agent's log folder is part of the quota's tmpfs, so the agent
                 # cannot fill the host's disk through it; it is copied to the trial at the end.
@@ -355,12 +352,12 @@ class LocalSandbox(BaseEnvironment):
             for match in matches:
                 source = Path(match)
                 if not source.resolve().is_relative_to(context):
-                    raise SandboxError(
+                    raise LocalSandboxError(
                         f"{self.environment_dir / 'Dockerfile'}:{step.line}: "
                         f"COPY source {pattern} is outside the build context"
                     )
                 if not source.exists():
-                    raise SandboxError(
+                    raise LocalSandboxError(
                         f"{self.environment_dir / 'Dockerfile'}:{step.line}: "
                         f"COPY source {pattern} not found in {context}"
                     )
@@ -483,7 +480,7 @@ class LocalSandbox(BaseEnvironment):
         with archive.open("wb") as out:
             code, _, stderr = await self._run(["tar", "-C", workdir, "-cf", "-", "."], user=None, stdout=out)
         if code not in (0, 1):  # 1: a file changed while read (nothing of the agent runs now)
-            raise SandboxError(
+            raise LocalSandboxError(
                 f"local sandbox: cannot archive {workdir} for the verifier: {stderr.decode(errors='replace').strip()}"
             )
         await self._stop_processes()
@@ -493,7 +490,7 @@ class LocalSandbox(BaseEnvironment):
             with archive.open("rb") as source:
                 code, _, stderr = await self._run(["tar", "-C", workdir, "-xpf", "-"], user=None, stdin=source)
             if code != 0:
-                raise SandboxError(
+                raise LocalSandboxError(
                     f"local sandbox: cannot restore {workdir} for the verifier: "
                     f"{stderr.decode(errors='replace').strip()}"
                 )
@@ -546,11 +543,11 @@ class LocalSandbox(BaseEnvironment):
                 if self._process.stderr is not None:
                     with contextlib.suppress(asyncio.TimeoutError):
                         stderr = await asyncio.wait_for(self._process.stderr.read(), 2)
-                raise SandboxError(self._start_failure_message(stderr.decode(errors="replace").strip()))
+                raise LocalSandboxError(self._start_failure_message(stderr.decode(errors="replace").strip()))
             info = json.loads(os.read(info_read, 65536) or b"{}")
             self._init_pid = int(info["child-pid"])
         except TimeoutError:
-            raise SandboxError(
+            raise LocalSandboxError(
                 f"local sandbox: did not start within {self.config.start_timeout_sec} s "
                 "(raise start_timeout_sec if the host is overloaded)"
             ) from None
@@ -612,7 +609,7 @@ class LocalSandbox(BaseEnvironment):
             with archive.open("wb") as out:
                 await self._run(["tar", "-C", AGENT_DIR, "-cf", "-", "."], user=None, stdout=out, timeout_sec=60)
             await asyncio.to_thread(_extract_within, archive, host)
-        except (TimeoutError, SandboxError, OSError) as exc:
+        except (TimeoutError, LocalSandboxError, OSError) as exc:
             # Logs only: the sandbox died under us, or the agent left something unreadable.
             self.logger.warning(f"local sandbox: could not copy {AGENT_DIR} to {host}: {exc}")
         finally:
@@ -685,9 +682,11 @@ class LocalSandbox(BaseEnvironment):
 
     def _enter_argv(self, user: str | int | None, *command: str) -> tuple[list[str], str]:
         if self._init_pid is None or self._process is None:
-            raise SandboxError("local sandbox: not running (start() was not called, or it was stopped)")
+            raise LocalSandboxError("local sandbox: not running (start() was not called, or it was stopped)")
         if self._process.returncode is not None:
-            raise SandboxError(f"local sandbox: its init exited with {self._process.returncode}; the sandbox is gone")
+            raise LocalSandboxError(
+                f"local sandbox: its init exited with {self._process.returncode}; the sandbox is gone"
+            )
         ids, home = self._user_args(user)
         namespaces = ["-m", "-u", "-i", "-p"] + ([] if not self._network_isolated else ["-n"])
         if os.geteuid() != 0:
@@ -763,7 +762,7 @@ class LocalSandbox(BaseEnvironment):
 
     def _host(self, sandbox_path: str, *, for_write: bool) -> Path | None:
         if self._fs is None:
-            raise SandboxError("local sandbox: not running (start() was not called, or it was stopped)")
+            raise LocalSandboxError("local sandbox: not running (start() was not called, or it was stopped)")
         return self._fs.host_path(sandbox_path, for_write=for_write)
 
     async def upload_file(self, source_path: Path | str, target_path: str) -> None:
