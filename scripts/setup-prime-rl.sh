@@ -33,5 +33,5 @@ if [ $# -gt 0 ]; then
 fi
 
 # The check the launcher repeats before every run: harbor-env loads on prime-rl's Python.
-PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" "$python" -m harbor_env.stack_probe --check local docker "$@"
+PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" "$python" -m harbor_env.launcher.stack_probe --check local docker "$@"
 echo "prime-rl is ready: uv run rl @ configs/harbor_8b.toml --dry-run"

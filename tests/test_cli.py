@@ -105,7 +105,7 @@ def test_prime_rl_checkout_states(capsys: pytest.CaptureFixture, tmp_path: Path)
     _, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
     assert "prime-rl's environment has no `rl` command" in err
     # An `rl` that is harbor-env's launcher (an old harbor-env shipped one) would run itself.
-    (bin_dir / "rl").write_text("#!/bin/sh\nexec python -c 'from harbor_env.cli import rl_main; rl_main()'\n")
+    (bin_dir / "rl").write_text("#!/bin/sh\nexec python -c 'from harbor_env.launcher.cli import rl_main; rl_main()'\n")
     _, _, err = run_cli(capsys, "--config", config, "--prime-rl", checkout)
     assert "is harbor-env's launcher, not prime-rl's `rl`" in err and "--reinstall-package prime-rl" in err
     (bin_dir / "rl").write_text('#!/bin/sh\nexec python -m prime_rl.entrypoints.rl "$@"\n')
@@ -218,13 +218,13 @@ def test_rl_command_takes_prime_rl_arguments(capsys: pytest.CaptureFixture, monk
 
 
 def test_smoke_run_config(tmp_path: Path) -> None:
-    from harbor_env.run_config import RunConfig
+    from harbor_env.launcher.run_config import RunConfig
 
     run = RunConfig.load(REPO / "configs" / "harbor_eval.toml")
     smoke = RunConfig.load(cli._smoke_config(run, tmp_path))
     assert smoke.get("max_steps") == cli.SMOKE_STEPS
     assert [s.env["taskset"]["limit"] for s in smoke.harbor_sources()] == [cli.SMOKE_TASKS] * 2
-    from harbor_env.preflight import check_source
+    from harbor_env.launcher.preflight import check_source
 
     assert [check_source(s)[0].tasks for s in smoke.harbor_sources()] == [cli.SMOKE_TASKS] * 2
 

@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO, SAMPLE_TASKS
 
 from harbor_env import cli
-from harbor_env.handover import PrimeRL
+from harbor_env.launcher.handover import PrimeRL
 
 PINNED_VERIFIERS_VERSION = "0.3.1.dev62"
 UPSTREAM_VERIFIERS = REPO.parent / "shared" / "upstream" / "verifiers-a60a606.tar.gz"

@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from harbor_env.run_config import RunConfig, Source
+from harbor_env.launcher.run_config import RunConfig, Source
 
 
 @dataclass(frozen=True)

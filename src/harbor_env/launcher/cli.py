@@ -19,9 +19,9 @@ import tomli_w
 from dotenv import load_dotenv
 
 from harbor_env.errors import ConfigError
-from harbor_env.handover import HANDOVER_MARK, PrimeRL, StackReport, project_root, source_path
-from harbor_env.preflight import Problem, SourcePlan, check_docker, check_gpus, check_source
-from harbor_env.run_config import RunConfig
+from harbor_env.launcher.handover import HANDOVER_MARK, PrimeRL, StackReport, project_root, source_path
+from harbor_env.launcher.preflight import Problem, SourcePlan, check_docker, check_gpus, check_source
+from harbor_env.launcher.run_config import RunConfig
 
 SMOKE_TASKS = 5
 SMOKE_STEPS = 3
@@ -106,7 +106,7 @@ def _report(problems: list[Problem], heading: str) -> None:
 def _evaluate(run: RunConfig, args: argparse.Namespace, root: Path) -> int:
     from verifiers.v1.utils.loaders import resolve_env_config
 
-    from harbor_env.evaluate import evaluate, results_table
+    from harbor_env.launcher.evaluate import evaluate, results_table
 
     sources = run.harbor_sources()
     source = next((s for s in sources if s.kind == "eval"), sources[0])

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harbor_env.preflight import Problem
+from harbor_env.launcher.preflight import Problem
 
 # Set in the environment of everything the handover starts: if this package's launcher is
 # ever started from there, the handover would be running itself, so it stops at once.
@@ -112,7 +112,7 @@ class PrimeRL:
 
     def probe(self, root: Path, environments: list[str]) -> StackReport:
         """Import the plugin and the environments' Harbor classes on prime-rl's Python."""
-        command = [str(self.python), "-m", "harbor_env.stack_probe", *environments]
+        command = [str(self.python), "-m", "harbor_env.launcher.stack_probe", *environments]
         try:
             done = subprocess.run(
                 command, cwd=root, env=self.environment(root), capture_output=True, text=True, timeout=300
@@ -131,7 +131,7 @@ class PrimeRL:
 
 @dataclass
 class StackReport:
-    """What `harbor_env.stack_probe` found in prime-rl's environment."""
+    """What `harbor_env.launcher.stack_probe` found in prime-rl's environment."""
 
     versions: dict[str, str | None] = field(default_factory=dict)
     harbor_env: str = ""

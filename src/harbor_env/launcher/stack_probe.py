@@ -1,4 +1,4 @@
-"""`python -m harbor_env.stack_probe [--check] [ENVIRONMENT ...]`: can this Python run harbor-env episodes?
+"""`python -m harbor_env.launcher.stack_probe [--check] [ENVIRONMENT ...]`: can this Python run harbor-env episodes?
 
 The launcher runs it on prime-rl's interpreter before handing over, so a missing cloud SDK or
 a plugin that does not load on prime-rl's own verifiers/harbor is one clear error before
