@@ -13,7 +13,7 @@ from harbor.models.job.config import JobConfig
 from harbor.models.job.result import JobResult
 from harbor.viewer.scanner import JobScanner
 
-from harbor_env import cli
+from harbor_env.launcher import cli
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
 from harbor_env.testing.tokenizer import build_test_tokenizer

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, SAMPLE_TASKS
 
-from harbor_env import cli
+from harbor_env.launcher import cli
 from harbor_env.launcher.handover import PrimeRL
 
 PINNED_VERIFIERS_VERSION = "0.3.1.dev62"
