@@ -38,16 +38,22 @@ class SourcePlan:
     """Where the tasks come from, how many, whether they were cached (the taskset's summary)."""
 
 
-def _model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The config class that holds the key at `path` (for "allowed keys" in messages)."""
-    from harbor_env.harness import HarborTrialHarnessConfig
-    from harbor_env.taskset import HarborTasksetConfig
+def _model_at(env: dict[str, Any], path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config class that holds the key at `path` (for "allowed keys" in messages).
 
-    narrowed = {("taskset",): HarborTasksetConfig, ("agent", "harness"): HarborTrialHarnessConfig}
-    model: type[BaseModel] | None = root
+    The taskset and harness tables are narrowed as verifiers narrows them (by their ids)."""
+    from verifiers.v1.utils.loaders import env_config_type, harness_config_type, taskset_config_type
+
+    taskset_id = str((env.get("taskset") or {}).get("id", ""))
+    harness_id = str(((env.get("agent") or {}).get("harness") or {}).get("id", ""))
+    narrowed = {
+        ("taskset",): lambda: taskset_config_type(taskset_id),
+        ("agent", "harness"): lambda: harness_config_type(harness_id),
+    }
+    model: type[BaseModel] | None = env_config_type(taskset_id, str(env.get("id") or ""))
     for depth, part in enumerate(path):
         if path[: depth + 1] in narrowed:
-            model = narrowed[path[: depth + 1]]
+            model = narrowed[path[: depth + 1]]()
             continue
         field = model.model_fields.get(str(part)) if model else None
         if field is None:
@@ -58,12 +64,10 @@ def _model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] |
 
 
 def _describe(error: dict[str, Any], source: Source) -> Problem:
-    from harbor_env.environment import HarborEnvironmentConfig
-
     loc = tuple(error["loc"])
     table = ".".join([source.key, *map(str, loc[:-1])])
     if error["type"] == "extra_forbidden":
-        holder = _model_at(HarborEnvironmentConfig, loc[:-1])
+        holder = _model_at(source.env, loc[:-1])
         allowed = ", ".join(sorted(holder.model_fields)) if holder else "see the README"
         return Problem(f"unknown key `{loc[-1]}` in [{table}]", f"use one of: {allowed}")
     return Problem(f"[{table}] {loc[-1] if loc else ''}: {error['msg']}", "correct the value in the config")
