@@ -22,6 +22,7 @@ from harbor.models.task.task import Task
 from harbor.models.trial.paths import TrialPaths
 
 from harbor_env.sandbox import LocalSandbox
+from harbor_env.sandbox.commands import SERVER_PROGRAM
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_TASKS = REPO / "datasets" / "harbor_tasks"
@@ -117,7 +118,8 @@ def foreign_processes() -> set[tuple[int, str]]:
 
 def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
     """This test process's descendants (env servers, sandboxes and what runs in them), so that
-    other work on a shared machine does not count."""
+    other work on a shared machine does not count. Not the command servers: one lives as long as
+    the process that started it (test_command_server.py checks that it ends with its owner)."""
     parents: dict[int, int] = {}
     for p in os.listdir("/proc"):
         with contextlib.suppress(OSError, IndexError, ValueError):
@@ -130,9 +132,9 @@ def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
     described = set()
     for pid in found:
         with contextlib.suppress(OSError):
-            described.add(
-                (pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip())
-            )
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            if str(SERVER_PROGRAM) not in cmdline:
+                described.add((pid, cmdline))
     return described
 
 

@@ -107,6 +107,7 @@ import asyncio, os, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from conftest import make_sandbox
+from harbor_env.errors import LocalSandboxError
 async def main():
     sandbox = make_sandbox(Path({task!r}), Path({work!r}), "crash")
     await sandbox.start(force_build=False)
@@ -476,6 +477,7 @@ import asyncio, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from conftest import make_sandbox
+from harbor_env.errors import LocalSandboxError
 
 async def main():
     sandbox = make_sandbox(Path({task!r}), Path({work!r}), "unprivileged")

@@ -1,7 +1,8 @@
 """What a command in the sandbox may do: no mount, remount, cgroup, module or device powers.
 
-Commands enter the sandbox with `nsenter`, which needs the host's capabilities to join the
-namespaces; right after that, `setpriv` (util-linux) cuts the capability bounding set to
+Commands enter the sandbox through the command server (command_server.py), or with `nsenter`
+on hosts without root; both need the host's capabilities to join the namespaces, and right
+after that the server (with prctl and capset) or `setpriv` (util-linux) cuts the capability bounding set to
 Docker's default set minus MKNOD, NET_RAW, AUDIT_WRITE and SETFCAP, clears the inheritable and
 ambient sets and sets no_new_privs (no setuid binary can give them back), then switches user
 if asked. Without CAP_SYS_ADMIN there is no mount, remount, cgroup hierarchy or namespace
@@ -41,6 +42,19 @@ COMMAND_CAPABILITIES = (
     "sys_chroot",
 )
 INIT_CAPABILITY = "CAP_AUDIT_READ"
+# Capability numbers (linux/capability.h) of the names above, for the command server's prctl calls.
+_CAPABILITY_NUMBERS = {
+    "chown": 0,
+    "dac_override": 1,
+    "fowner": 3,
+    "fsetid": 4,
+    "kill": 5,
+    "setgid": 6,
+    "setuid": 7,
+    "setpcap": 8,
+    "net_bind_service": 10,
+    "sys_chroot": 18,
+}
 HELPER_DIR = "/.harbor-env"  # where setpriv and its libraries appear inside the sandbox
 _LDD_LINE = re.compile(r"^\s*(?:\S+\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)")
 
@@ -81,6 +95,11 @@ class PrivilegeDrop:
             "--no-new-privs",
             "--",
         ]
+
+
+def command_capability_numbers() -> list[int]:
+    """COMMAND_CAPABILITIES as numbers: the bounding set the command server leaves commands."""
+    return [_CAPABILITY_NUMBERS[name] for name in COMMAND_CAPABILITIES]
 
 
 def init_bwrap_args() -> list[str]:

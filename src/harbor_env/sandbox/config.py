@@ -60,6 +60,12 @@ class LocalSandboxConfig(BaseModel):
     )
     enforce_limits: bool = Field(default=True, description="Apply the task's cpus and memory_mb limits (cgroups).")
     start_timeout_sec: float = Field(default=30.0, gt=0)
+    command_path: Literal["auto", "server", "nsenter"] = Field(
+        default="auto",
+        description="How commands enter the sandbox. server: forked by this process's command "
+        "server (commands.py; needs root on the host); nsenter: nsenter + setpriv per command "
+        "(works without root, costs about 3 ms more CPU a command). auto: server when root.",
+    )
 
     @field_validator("hide_paths", "host_paths")
     @classmethod

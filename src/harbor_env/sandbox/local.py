@@ -47,7 +47,8 @@ from pydantic import ValidationError
 
 from harbor_env.errors import LocalSandboxError
 from harbor_env.sandbox import reaper
-from harbor_env.sandbox.capabilities import init_bwrap_args, privilege_drop
+from harbor_env.sandbox.capabilities import command_capability_numbers, init_bwrap_args, privilege_drop
+from harbor_env.sandbox.commands import Command, command_server
 from harbor_env.sandbox.config import LocalSandboxConfig
 from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, CopyStep, ImageLayout, parse_dockerfile
 from harbor_env.sandbox.filesystem import Bind, RootFilesystem, normalize
@@ -192,6 +193,10 @@ class LocalSandbox(BaseEnvironment):
         self._tools: dict[str, str] = {}
         self._storage_mb: int | None = None
         self._agent_logs_host: Path | None = None  # the trial's agent folder, while not bound
+        path = self.config.command_path
+        if path == "server" and os.geteuid() != 0:
+            raise ValueError('local sandbox: command_path = "server" needs root on the host; use "auto" or "nsenter"')
+        self.command_path = ("server" if os.geteuid() == 0 else "nsenter") if path == "auto" else path
         super().__init__(*args, **kwargs)
         task_toml = _task_toml(self.environment_dir.parent)
         self._task_states_network = _task_states_network(task_toml)
@@ -267,7 +272,10 @@ class LocalSandbox(BaseEnvironment):
     # ------------------------------------------------------------------ lifecycle
 
     def _require_tools(self) -> None:
-        for tool, package in (("bwrap", "bubblewrap"), ("nsenter", "util-linux"), ("setpriv", "util-linux")):
+        tools = [("bwrap", "bubblewrap")]
+        if self.command_path == "nsenter":
+            tools += [("nsenter", "util-linux"), ("setpriv", "util-linux")]
+        for tool, package in tools:
             path = shutil.which(tool)
             if path is None:
                 raise LocalSandboxError(
@@ -503,7 +511,7 @@ class LocalSandbox(BaseEnvironment):
         argv = [
             self._tools["bwrap"],
             *self._fs.bwrap_args(),
-            *privilege_drop(self._tools["setpriv"]).bwrap_args(),
+            *(privilege_drop(self._tools["setpriv"]).bwrap_args() if self.command_path == "nsenter" else []),
             *self._namespace_args(),
             *init_bwrap_args(),
             # The sandbox dies with this process, whatever its commands hold open: the kernel
@@ -556,7 +564,7 @@ class LocalSandbox(BaseEnvironment):
 
     def _init_shell(self) -> str:
         # bash reaps the orphans reparented to it; dash as PID 1 would leave them as zombies.
-        return "/bin/bash" if (self._base / "bin/bash").exists() else "/bin/sh"
+        return self._shell()
 
     def _with_storage_quota(self, argv: list[str]) -> list[str]:
         """Run the init on a writable root of `storage_mb`: writing more fails with ENOSPC.
@@ -680,44 +688,67 @@ class LocalSandbox(BaseEnvironment):
             return None, "/root"
         return (uid, gid), home
 
-    def _enter_argv(self, user: str | int | None, *command: str) -> tuple[list[str], str]:
+    def _require_running(self) -> int:
         if self._init_pid is None or self._process is None:
             raise LocalSandboxError("local sandbox: not running (start() was not called, or it was stopped)")
         if self._process.returncode is not None:
             raise LocalSandboxError(
                 f"local sandbox: its init exited with {self._process.returncode}; the sandbox is gone"
             )
-        ids, home = self._user_args(user)
+        return self._init_pid
+
+    def _enter_argv(self, init_pid: int, ids: tuple[int, int] | None, command: list[str]) -> list[str]:
+        """The command line that runs `command` in the sandbox through nsenter (hosts without root)."""
         namespaces = ["-m", "-u", "-i", "-p"] + ([] if not self._network_isolated else ["-n"])
         if os.geteuid() != 0:
             namespaces = ["-U", "--preserve-credentials", *namespaces]
         # nsenter needs the host's capabilities to join; setpriv then drops them (capabilities.py).
         drop = privilege_drop(self._tools["setpriv"]).argv(*(ids or (None, None)))
-        argv = [self._tools["nsenter"], "-t", str(self._init_pid), *namespaces, "-r", "-w", "--", *drop, *command]
+        argv = [self._tools["nsenter"], "-t", str(init_pid), *namespaces, "-r", "-w", "--", *drop, *command]
         if self._cgroup is not None:
             argv = self._cgroup.wrap(argv)
-        return argv, home
+        return argv
 
     async def _run(
         self,
         command: list[str],
         *,
         user: str | int | None,
+        cwd: str | None = None,
         env: dict[str, str] | None = None,
         stdin: bytes | IO[bytes] | None = None,
         stdout: IO[bytes] | None = None,
         timeout_sec: float | None = None,
     ) -> tuple[int, bytes, bytes]:
-        """Run `command` in the sandbox: (exit code, stdout, stderr). stdin: bytes, or a file
-        it reads; stdout: a file it writes to instead of the bytes returned."""
-        argv, home = self._enter_argv(user, *command)
+        """Run `command` in the sandbox, in `cwd` (default: WORKDIR): (exit code, stdout, stderr).
+        stdin: bytes, or a file it reads; stdout: a file it writes to instead of the bytes returned."""
+        init_pid = self._require_running()
+        ids, home = self._user_args(user)
+        env = {"HOME": home, **self._base_env, **(env or {})}
+        if self.command_path == "server":
+            request = Command(
+                init_pid=init_pid,
+                argv=command,
+                cwd=cwd or self._workdir(),
+                env=env,
+                namespaces=["ipc", "uts", *(["net"] if self._network_isolated else []), "mnt"],
+                keep_capabilities=command_capability_numbers(),
+                cgroups=[str(g / "cgroup.procs") for g in self._cgroup.groups] if self._cgroup else [],
+                uid=ids[0] if ids else None,
+                gid=ids[1] if ids else None,
+            )
+            return await command_server().run(request, stdin=stdin, stdout=stdout, timeout_sec=timeout_sec)
+        if cwd is not None:
+            # `cd` inside the sandbox: nsenter resolves its own --wd on the host side.
+            shell = self._shell()
+            command = [shell, "-c", 'cd -- "$1" || exit 1; shift; exec "$@"', shell, cwd, *command]
         piped_stdin = isinstance(stdin, bytes)
         process = await asyncio.create_subprocess_exec(
-            *argv,
+            *self._enter_argv(init_pid, ids, command),
             stdin=asyncio.subprocess.PIPE if piped_stdin else (stdin or asyncio.subprocess.DEVNULL),
             stdout=stdout or asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={"HOME": home, **self._base_env, **(env or {})},
+            env=env,
             start_new_session=True,  # one process group, killed as a whole on timeout
         )
         try:
@@ -732,6 +763,9 @@ class LocalSandbox(BaseEnvironment):
         # A command killed by a signal reads as 128+N, as a shell and `docker exec` report it.
         return (128 - code if code < 0 else code), out or b"", stderr
 
+    def _shell(self) -> str:
+        return "/bin/bash" if (self._base / "bin/bash").exists() else "/bin/sh"
+
     async def exec(
         self,
         command: str,
@@ -740,13 +774,12 @@ class LocalSandbox(BaseEnvironment):
         timeout_sec: int | None = None,
         user: str | int | None = None,
     ) -> ExecResult:
-        shell = "/bin/bash" if (self._base / "bin/bash").exists() else "/bin/sh"
-        # `cd` inside the sandbox: nsenter resolves its own --wd on the host side.
-        wrapper = [shell, "-c", 'cd -- "$1" || exit 1; exec "$0" -c "$2"', shell, cwd or self._workdir(), command]
+        shell = self._shell()
         try:
             code, stdout, stderr = await self._run(
-                wrapper,
+                [shell, "-c", command],
                 user=self._resolve_user(user),
+                cwd=cwd or self._workdir(),
                 env=self._merge_env(env),
                 timeout_sec=timeout_sec,
             )
