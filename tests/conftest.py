@@ -118,8 +118,8 @@ def foreign_processes() -> set[tuple[int, str]]:
 
 def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
     """This test process's descendants (env servers, sandboxes and what runs in them), so that
-    other work on a shared machine does not count. Not the command servers: one lives as long as
-    the process that started it (test_command_server.py checks that it ends with its owner)."""
+    other work on a shared machine does not count (test_command_server.py checks that a command
+    server ends with its owner)."""
     parents: dict[int, int] = {}
     for p in os.listdir("/proc"):
         with contextlib.suppress(OSError, IndexError, ValueError):
@@ -132,10 +132,29 @@ def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
     described = set()
     for pid in found:
         with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            if str(SERVER_PROGRAM) not in cmdline:
-                described.add((pid, cmdline))
-    return described
+            described.add((pid, _cmdline(pid)))
+    # Not the command servers: one lives as long as the process that started it. Their agents
+    # (children with the same command line) end with their sandboxes: those count.
+    return {
+        (pid, cmd)
+        for pid, cmd in described
+        if not (_is_command_server(cmd) and not _is_command_server_pid(parents.get(pid)))
+    }
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _is_command_server(cmdline: str) -> bool:
+    return str(SERVER_PROGRAM) in cmdline
+
+
+def _is_command_server_pid(pid: int | None) -> bool:
+    try:
+        return pid is not None and _is_command_server(_cmdline(pid))
+    except OSError:
+        return False
 
 
 @pytest.fixture

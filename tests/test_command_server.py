@@ -34,6 +34,15 @@ async def test_commands_run_through_the_server(work: Path) -> None:
         assert command_server().pid is not None
 
 
+async def test_commands_are_found_on_the_sandboxes_path(work: Path) -> None:
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        assert await sandbox._run(["printf", "found"], user=None) == (0, b"found", b"")
+        code, _, err = await sandbox._run(["no-such-command"], user=None)
+        assert code == 127 and err == b"no-such-command: No such file or directory\n"
+        code, _, err = await sandbox._run(["/etc/passwd"], user=None)
+        assert code == 126 and b"Permission denied" in err
+
+
 async def test_working_directories(work: Path) -> None:
     async with running(make_sandbox(write_task(work), work)) as sandbox:
         assert (await sandbox.exec("pwd", cwd="/tmp")).stdout == "/tmp\n"
@@ -112,36 +121,63 @@ async def test_signals_read_as_128_plus_n(work: Path) -> None:
         assert (await sandbox.exec("kill -KILL $$")).return_code == 128 + signal.SIGKILL
 
 
-async def test_a_crashed_server_fails_its_commands_and_the_next_starts_a_new_one(work: Path) -> None:
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+async def test_a_crashed_agent_fails_its_commands_and_the_next_starts_a_new_one(work: Path) -> None:
     async with running(make_sandbox(write_task(work), work)) as sandbox:
         await sandbox.exec("true")
-        first = command_server().pid
-        assert first is not None
+        (first,) = children_of(command_server().pid)  # the sandbox's agent
         running_command = asyncio.create_task(sandbox.exec("sleep 30"))
         await asyncio.sleep(0.3)
         os.kill(first, signal.SIGKILL)
-        with pytest.raises(LocalSandboxError, match="the command server died"):
+        with pytest.raises(LocalSandboxError, match="command agent died"):
             await asyncio.wait_for(running_command, 10)
-        # Between commands: the next command notices and starts a new server.
-        result = await sandbox.exec("echo again")
-        assert result.stdout == "again\n"
-        second = command_server().pid
-        assert second is not None and second != first
-        # Killed while idle: nothing was in flight, so nothing fails; the next command restarts it.
+        # The next command notices and starts a new agent.
+        assert (await sandbox.exec("echo again")).stdout == "again\n"
+        (second,) = children_of(command_server().pid)
+        assert second != first
+        # Killed while idle: nothing was in flight, so nothing fails.
         os.kill(second, signal.SIGKILL)
         await asyncio.sleep(0.2)
         assert (await sandbox.exec("echo third")).stdout == "third\n"
-        assert command_server().pid not in (None, first, second)
 
 
-async def test_an_agent_cannot_reach_the_server(work: Path) -> None:
-    """The server is a host process: it must not appear in the sandbox, nor its socket."""
+async def test_a_crashed_server_leaves_running_sandboxes_alone_and_is_restarted(work: Path) -> None:
+    async with running(make_sandbox(write_task(work, "one"), work, "one")) as one:
+        await one.exec("true")
+        server = command_server().pid
+        os.kill(server, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert (await one.exec("echo alive")).stdout == "alive\n"  # its agent does not need the server
+        async with running(make_sandbox(write_task(work, "two"), work, "two")) as two:
+            assert (await two.exec("echo new")).stdout == "new\n"
+            assert command_server().pid not in (None, server)
+
+
+async def test_the_agent_and_the_server_are_out_of_the_sandboxes_reach(work: Path) -> None:
+    """Both are host processes: no process of the sandbox sees them, holds their sockets or can
+    signal them (commands share the agent's namespaces, all but the PID namespace)."""
     async with running(make_sandbox(write_task(work), work)) as sandbox:
         await sandbox.exec("true")
         server = command_server().pid
+        (agent,) = children_of(server)
         listing = (await sandbox.exec("ls -l /proc/*/fd 2>/dev/null | grep -c socket; ps -eo pid,args")).stdout
         assert listing.splitlines()[0] == "0"  # no process in the sandbox holds a socket
-        assert "command_server" not in listing and str(server) not in listing.split()
+        assert "command_server" not in listing
+        for pid in (server, agent):
+            attempt = await sandbox.exec(f"kill -9 {pid}")
+            assert attempt.return_code != 0 and alive(pid)
+        assert Path(f"/proc/{agent}/status").read_text().count("NoNewPrivs:\t1") == 1
 
 
 SERVER_OWNER = """
@@ -155,7 +191,9 @@ async def main():
     sandbox = make_sandbox(Path({task!r}), Path({work!r}), "owner")
     await sandbox.start(force_build=False)
     await sandbox.exec("true")
-    print(command_server().pid, flush=True)
+    server = command_server().pid
+    agents = [int(e) for e in os.listdir("/proc") if e.isdigit() and Path("/proc/" + e + "/stat").read_text().rpartition(")")[2].split()[1] == str(server)]
+    print(server, *agents, flush=True)
     os._exit(0)  # no cleanup at all: a crash
 asyncio.run(main())
 """
@@ -166,8 +204,16 @@ def test_the_server_ends_with_its_owner(work: Path) -> None:
     script = SERVER_OWNER.format(tests=str(Path(__file__).parent), task=str(task), work=str(work))
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    server = int(result.stdout.split()[-1])
+    server, *agents = (int(pid) for pid in result.stdout.split())
+    assert len(agents) == 1
     deadline = time.monotonic() + 5
-    while Path(f"/proc/{server}").exists() and time.monotonic() < deadline:
+    while any(alive(pid) for pid in (server, *agents)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not Path(f"/proc/{server}").exists() or "Z" in Path(f"/proc/{server}/stat").read_text().split()[2]
+    assert not any(alive(pid) for pid in (server, *agents))
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

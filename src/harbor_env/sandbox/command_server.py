@@ -1,35 +1,42 @@
-"""The command server: starts sandbox commands by one fork of a small process, on the host.
+"""The command server and its per-sandbox agents: sandbox commands for the cost of a posix_spawn.
 
-Run as `python -I -S command_server.py FD OWNER_PID` (stdlib only, no site packages: it starts in
-milliseconds and holds a few MB). FD is one end of a SOCK_SEQPACKET socket pair; the env
-server (commands.py) holds the other. One message per request: a JSON header and, as
-SCM_RIGHTS, the command's stdin, stdout and stderr. For each request the server
+Run as `python -I -S command_server.py FD OWNER_PID` (stdlib only, no site packages: it starts
+in milliseconds and holds a few MB), one per env-server process. FD is one end of a
+SOCK_SEQPACKET socket pair whose other end the env server holds (commands.py). Every message
+is a JSON object, with file descriptors attached as SCM_RIGHTS where said.
 
-1. points its children's PID namespace at the sandbox's (`setns(CLONE_NEWPID)` only changes
-   where children are born), forks once, and points it back;
-2. in the child: joins the sandbox's cgroups (writes itself to `cgroup.procs`), its IPC, UTS,
-   (network, when isolated) and mount namespaces, chroots to the init's root, changes to the
-   working directory, starts a new session, drops privileges as capabilities.py describes
-   (bounding set, no inheritable or ambient capabilities, no_new_privs, then the user), and
-   execs the command;
-3. answers `{"id": N, "status": CODE}` when the child exits (a signal N reads as 128+N).
-`{"kill": N}` kills request N's process group. The server exits when the socket closes (its
-owner exited) or its parent dies, and never blocks on one command: it waits on pidfds.
+The server only makes agents: `{"id", "pid", "cgroups", "keep"}` with one descriptor, the
+agent's socket, forks an agent for the sandbox whose init is `pid` and answers
+`{"id", "status": 0}` (or `"error"`). The agent, set up once:
+- stays in the host's PID namespace (no process of the sandbox can see it, signal it or trace
+  it; its children are born in the sandbox's: `setns(CLONE_NEWPID)` sets only that);
+- joins the sandbox's cgroups (its commands' limits, and cgroup.kill ends it with them), IPC,
+  UTS and mount namespaces, chroots to the init's root;
+- cuts its capability bounding set to what commands may have, clears the inheritable and
+  ambient sets, sets no_new_privs and makes itself non-dumpable: what capabilities.py's
+  setpriv line gives every command, now inherited by each.
+Then, per request on its socket, `{"id", "argv", "cwd", "env", "uid", "gid", "net"}` with the
+command's stdin, stdout and stderr: it joins or leaves the sandbox's network namespace as
+asked, changes to `cwd` and `posix_spawn`s the command in a new session (a user other than root:
+fork, switch user, exec), and answers `{"id", "status"}` when it exits (signal N: 128+N).
+`{"kill": id}` kills that command's process group. An agent ends when its socket closes (the
+sandbox stopped, or the env server died); the server ends when its own does, or its owner dies.
 
-This replaces, per command, the cgroup-joining shell, `nsenter`, `setpriv` through the host's
-loader and a `cd` wrapper shell: four execs of which only the last did the command's work.
+Per command this replaces the cgroup-joining shell, `nsenter`, `setpriv` through the host's
+loader and a `cd` wrapper shell (four execs of which only the last did the command's work),
+and the env server forks nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import selectors
 import signal
 import socket
 import sys
-import warnings  # noqa: F401  (os.execvpe imports it lazily: after the chroot it would not be found)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -37,15 +44,18 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 MAX_MESSAGE = 1 << 20
-NAMESPACES = {"ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS, "net": CLONE_NEWNET, "mnt": CLONE_NEWNS}
+MAX_FD = 1 << 20
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)  # ignored here; commands get the default
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_prctl, _capget, _capset = _libc.prctl, _libc.capget, _libc.capset
 
 
 class _CapHeader(ctypes.Structure):
@@ -62,81 +72,44 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _last_capability() -> int:
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        return int(f.read())
+with open("/proc/sys/kernel/cap_last_cap") as _f:
+    LAST_CAPABILITY = int(_f.read())
 
 
-LAST_CAPABILITY = _last_capability()  # read on the host, once
-
-
-def drop_privileges(keep: list[int], uid: int | None, gid: int | None) -> None:
-    """What `setpriv --bounding-set -all,+KEEP --inh-caps -all --ambient-caps -all --no-new-privs
-    [--reuid U --regid G --clear-groups]` does."""
+def bound_privileges(keep: list[int]) -> None:
+    """What `setpriv --bounding-set -all,+KEEP --inh-caps -all --ambient-caps -all --no-new-privs`
+    leaves a command, for this process and all it starts: a root command execs with exactly KEEP."""
     for cap in range(LAST_CAPABILITY + 1):
         if cap not in keep:
-            _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
+            _check(_prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
-    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    _check(_capget(ctypes.byref(header), data), "capget")
     data[0].inheritable = data[1].inheritable = 0
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
-    _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clearing ambient capabilities")
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    if uid is not None:
-        os.setgroups([])
-        os.setresgid(gid if gid is not None else uid, gid if gid is not None else uid, gid if gid is not None else uid)
-        os.setresuid(uid, uid, uid)  # from root to another user: the kernel clears every capability
+    _check(_capset(ctypes.byref(header), data), "capset")
+    _check(_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clearing ambient capabilities")
+    _check(_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _child(request: dict, fds: list[int], namespace_fds: list[tuple[int, int]], root_fd: int) -> None:
-    """In the forked child: enter the sandbox and exec. Never returns."""
-    stderr = fds[2]
-    try:
-        for procs in request.get("cgroups", []):
-            with open(procs, "w") as f:
-                f.write("0")
-        for fd, kind in namespace_fds:
-            os.setns(fd, kind)
-        os.fchdir(root_fd)
-        os.chroot(".")
-        try:
-            os.chdir(request["cwd"])
-        except OSError as exc:
-            os.write(stderr, f"cd: {request['cwd']}: {exc.strerror}\n".encode())
-            os._exit(1)
-        os.setsid()
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-        # Nothing else crosses into the command: not the server's socket (a command that could
-        # write requests would choose its own capabilities), not the received originals (a
-        # daemon holding them would keep the output pipes open forever).
-        os.closerange(3, 1 << 20)
-        stderr = 2
-        drop_privileges(request["keep"], request.get("uid"), request.get("gid"))
-        for ignored in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):  # ignored here, default for commands
-            signal.signal(ignored, signal.SIG_DFL)
-        argv = request["argv"]
-        try:
-            os.execvpe(argv[0], argv, request["env"])  # PATH as the command's environment says
-        except OSError as exc:
-            os.write(2, f"{argv[0]}: {exc.strerror}\n".encode())
-            os._exit(127)
-    except BaseException as exc:  # noqa: BLE001  (nothing may return into the server's loop)
-        try:
-            os.write(stderr, f"local sandbox: cannot start the command: {exc}\n".encode())
-        finally:
-            os._exit(126)
-    os._exit(126)
+def _resolve(name: str, env: dict[str, str]) -> str:
+    """The file `name` runs, searched on the command's PATH as execvp would."""
+    if "/" in name:
+        return name
+    for directory in env.get("PATH", "/usr/bin:/bin").split(":"):
+        candidate = f"{directory or '.'}/{name}"
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    raise FileNotFoundError(2, "No such file or directory")
 
 
-class Server:
+class _Loop:
+    """A socket of requests, and the processes started for them (watched through pidfds)."""
+
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
-        self.children: dict[int, tuple[int, int]] = {}  # request id -> (pid, pidfd)
-        self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        self.children: dict[int, tuple[int, int | None]] = {}  # pid -> (pidfd, request id)
 
     def serve(self) -> None:
         while True:
@@ -154,77 +127,181 @@ class Server:
             return True
         except OSError:
             return False
+        for fd in fds:
+            # Received descriptors are inheritable (recv_fds drops its flags argument): a command
+            # would get them all, the agent's socket included, and with it the agent's powers.
+            os.set_inheritable(fd, False)
         if not data:
             return False  # the owner closed its end (or exited)
         request = json.loads(data)
-        if "kill" in request:
-            entry = self.children.get(request["kill"])
-            if entry is not None:
-                try:
-                    os.killpg(entry[0], signal.SIGKILL)
-                except ProcessLookupError:  # not yet its own session: nothing of it has forked
-                    os.kill(entry[0], signal.SIGKILL)
-            return True
         try:
-            self._start(request, fds)
-        except OSError as exc:  # the sandbox is gone, or its init exited
-            self._answer(request["id"], -1, f"{exc}")
+            self.handle(request, fds)
+        except OSError as exc:
+            self.answer({"id": request.get("id"), "status": -1, "error": str(exc)})
         finally:
             for fd in fds:
                 os.close(fd)
         return True
 
-    def _start(self, request: dict, fds: list[int]) -> None:
-        proc = f"/proc/{request['pid']}"
-        opened = []
-        try:
-            pid_namespace = os.open(f"{proc}/ns/pid", os.O_RDONLY)
-            opened.append(pid_namespace)
-            namespace_fds = []
-            for name in request["namespaces"]:
-                namespace_fds.append((os.open(f"{proc}/ns/{name}", os.O_RDONLY), NAMESPACES[name]))
-                opened.append(namespace_fds[-1][0])
-            root_fd = os.open(f"{proc}/root", os.O_RDONLY | os.O_DIRECTORY)
-            opened.append(root_fd)
-            os.setns(pid_namespace, CLONE_NEWPID)
-            pid = -1
-            try:
-                pid = os.fork()
-                if pid == 0:
-                    _child(request, fds, namespace_fds, root_fd)
-            finally:
-                if pid != 0:
-                    os.setns(self.own_pid_namespace, CLONE_NEWPID)
-        finally:
-            for fd in opened:
-                os.close(fd)
-        pidfd = os.pidfd_open(pid)
-        self.children[request["id"]] = (pid, pidfd)
-        self.selector.register(pidfd, selectors.EVENT_READ, request["id"])
+    def handle(self, request: dict, fds: list[int]) -> None:
+        raise NotImplementedError
 
-    def _reap(self, request_id: int) -> None:
-        pid, pidfd = self.children.pop(request_id)
+    def watch(self, pid: int, request_id: int | None) -> None:
+        pidfd = os.pidfd_open(pid)
+        self.children[pid] = (pidfd, request_id)
+        self.selector.register(pidfd, selectors.EVENT_READ, pid)
+
+    def _reap(self, pid: int) -> None:
+        pidfd, request_id = self.children.pop(pid)
         self.selector.unregister(pidfd)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
-        self._answer(request_id, 128 - code if code < 0 else code)
+        if request_id is not None:
+            self.answer({"id": request_id, "status": 128 - code if code < 0 else code})
 
-    def _answer(self, request_id: int, status: int, error: str | None = None) -> None:
-        message = {"id": request_id, "status": status}
-        if error is not None:
-            message["error"] = error
+    def answer(self, message: dict) -> None:
         try:
             self.sock.send(json.dumps(message).encode())
         except OSError:
             pass  # the owner is gone; the loop ends on the socket's EOF
 
 
+class Agent(_Loop):
+    """One sandbox's command starter (see the module docstring)."""
+
+    def __init__(self, sock: socket.socket, request: dict):
+        super().__init__(sock)
+        proc = f"/proc/{request['pid']}"
+        self.host_net = os.open("/proc/self/ns/net", os.O_RDONLY)
+        self.sandbox_net = os.open(f"{proc}/ns/net", os.O_RDONLY)
+        self.in_sandbox_net = False
+        entered = [(os.open(f"{proc}/ns/{name}", os.O_RDONLY), kind) for name, kind in _AGENT_NAMESPACES]
+        root = os.open(f"{proc}/root", os.O_RDONLY | os.O_DIRECTORY)
+        for procs in request["cgroups"]:
+            fd = os.open(procs, os.O_WRONLY)
+            os.write(fd, b"0")
+            os.close(fd)
+        for fd, kind in entered:
+            os.setns(fd, kind)
+            os.close(fd)
+        os.fchdir(root)
+        os.chroot(".")
+        os.close(root)
+        bound_privileges(request["keep"])
+        _check(_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "making the agent non-dumpable")
+
+    def handle(self, request: dict, fds: list[int]) -> None:
+        if "kill" in request:
+            pid = next((p for p, (_, i) in self.children.items() if i == request["kill"]), None)
+            if pid is not None:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:  # not yet its own session: nothing of it has forked
+                    os.kill(pid, signal.SIGKILL)
+            return
+        if request["net"] != self.in_sandbox_net:
+            os.setns(self.sandbox_net if request["net"] else self.host_net, CLONE_NEWNET)
+            self.in_sandbox_net = request["net"]
+        pid = self._start(request, fds)
+        if pid is not None:
+            self.watch(pid, request["id"])
+
+    def _start(self, request: dict, fds: list[int]) -> int | None:
+        argv, env, cwd = request["argv"], request["env"], request["cwd"]
+        try:
+            path = _resolve(argv[0], env)
+        except FileNotFoundError as exc:
+            return self._refuse(request, fds[2], f"{argv[0]}: {exc.strerror}", 127)
+        if request["uid"] is not None:
+            return self._fork_as_user(request, fds, path)
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            return self._refuse(request, fds[2], f"cd: {cwd}: {exc.strerror}", 1)
+        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
+        try:
+            return os.posix_spawn(path, argv, env, file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS)
+        except OSError as exc:
+            return self._refuse(request, fds[2], f"{argv[0]}: {exc.strerror}", 126)
+
+    def _fork_as_user(self, request: dict, fds: list[int], path: str) -> int:
+        pid = os.fork()
+        if pid != 0:
+            return pid
+        stderr = fds[2]
+        try:
+            os.setsid()
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+            stderr = 2
+            os.setgroups([])
+            gid = request["gid"] if request["gid"] is not None else request["uid"]
+            os.setresgid(gid, gid, gid)
+            os.setresuid(request["uid"], request["uid"], request["uid"])  # not root: every capability goes
+            try:
+                os.chdir(request["cwd"])
+            except OSError as exc:
+                os.write(2, f"cd: {request['cwd']}: {exc.strerror}\n".encode())
+                os._exit(1)
+            for number in DEFAULT_SIGNALS:
+                signal.signal(number, signal.SIG_DFL)
+            os.execve(path, request["argv"], request["env"])
+        except BaseException as exc:  # noqa: BLE001  (nothing may return into the agent's loop)
+            try:
+                os.write(stderr, f"local sandbox: cannot start the command: {exc}\n".encode())
+            finally:
+                os._exit(126)
+        os._exit(126)
+
+    def _refuse(self, request: dict, stderr: int, message: str, status: int) -> None:
+        """A command that cannot start: its message on its stderr, its status as a shell's."""
+        os.write(stderr, f"{message}\n".encode())
+        self.answer({"id": request["id"], "status": status})
+        return None
+
+
+_AGENT_NAMESPACES = (("pid", CLONE_NEWPID), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("mnt", CLONE_NEWNS))
+
+
+class Server(_Loop):
+    """Forks an agent per sandbox."""
+
+    def handle(self, request: dict, fds: list[int]) -> None:
+        (agent_socket,) = fds
+        pid = os.fork()
+        if pid == 0:
+            _run_agent(agent_socket, request)
+        self.watch(pid, None)  # reaped when it ends; it says itself on its socket whether it is ready
+
+
+def _run_agent(agent_socket: int, request: dict) -> None:
+    """In the forked agent: keep only its socket, set up, serve. Never returns."""
+    code = 0
+    try:
+        os.closerange(0, agent_socket)
+        os.closerange(agent_socket + 1, MAX_FD)
+        sock = socket.socket(fileno=agent_socket)
+        sock.set_inheritable(False)
+        try:
+            agent = Agent(sock, request)
+        except OSError as exc:
+            sock.send(json.dumps({"id": 0, "status": -1, "error": f"cannot enter the sandbox: {exc}"}).encode())
+            os._exit(1)
+        agent.answer({"id": 0, "status": 0})  # ready
+        agent.serve()
+    except BaseException:  # noqa: BLE001
+        code = 1
+    os._exit(code)
+
+
 def main() -> None:
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the env server
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the env server
     if os.getppid() != int(sys.argv[2]):
         return  # the owner died before the line above
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the owner's to handle; EOF ends us
+    gc.disable()  # forked agents then touch few of the pages they share with the server
+    gc.freeze()
     sock = socket.socket(fileno=int(sys.argv[1]))
     sock.set_inheritable(False)
     Server(sock).serve()

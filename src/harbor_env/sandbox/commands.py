@@ -1,13 +1,15 @@
 """Sandbox commands through the command server (command_server.py), from the event loop.
 
-One command server per env-server process, started on first use. A command costs the event
-loop one `sendmsg` (the request and the command's stdin/stdout/stderr descriptors), readers
-on two pipes and one reply: no fork or exec in this process, whose size makes `fork` costly
-and whose event loop would wait for it. The server needs root on the host (it joins the
-sandbox's namespaces); without root the sandbox keeps `nsenter` (local.py).
+One command server per env-server process, started on first use; it forks one agent per
+sandbox, on the sandbox's first command. A command then costs the event loop one `sendmsg`
+(the request, with the command's stdin, stdout and stderr descriptors), readers on two pipes
+and one reply: no fork or exec in this process, whose size makes `fork` costly and whose event
+loop would wait for it. The server needs root on the host (it joins the sandbox's namespaces);
+without root the sandbox keeps `nsenter` (local.py).
 
-If the server dies, the commands in flight fail with LocalSandboxError (an infrastructure
-error: the episode errors, it is not scored) and the next command starts a new server.
+If an agent or the server dies, the commands in flight fail with LocalSandboxError (an
+infrastructure error: the episode errors, it is not scored) and the next command starts a new
+one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,144 +30,186 @@ from harbor_env.errors import LocalSandboxError
 
 SERVER_PROGRAM = Path(__file__).with_name("command_server.py")
 KILL_GRACE_SEC = 5.0
+AGENT_START_TIMEOUT_SEC = 30.0
 _READS_PER_WAKEUP = 16
 
 
-@dataclass
-class Command:
-    """One command to run in a sandbox, as the server needs it."""
+class _Channel:
+    """A SOCK_SEQPACKET socket of JSON messages, with replies matched to requests by id."""
 
-    init_pid: int  # host PID of the sandbox's init: its namespaces and root are the command's
-    argv: list[str]  # argv[0] is an absolute path inside the sandbox
-    cwd: str
-    env: dict[str, str]
-    namespaces: list[str]  # of "ipc", "uts", "net", "mnt"
+    def __init__(self, sock: socket.socket, what: str):
+        self.sock: socket.socket | None = sock
+        self.what = what
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        self.loop.add_reader(sock.fileno(), self._on_message)
+
+    @property
+    def open(self) -> bool:
+        return self.sock is not None
+
+    def expect(self, message_id: int) -> asyncio.Future[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop and self.sock is not None:
+            # A new event loop (one per test, say): messages now go to this one.
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self.sock.fileno())
+            self.pending = {i: f for i, f in self.pending.items() if f.get_loop() is loop}
+            loop.add_reader(self.sock.fileno(), self._on_message)
+            self.loop = loop
+        future = self.pending[message_id] = loop.create_future()
+        return future
+
+    def _on_message(self) -> None:
+        while self.sock is not None:
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.close("it exited")
+                return
+            message = json.loads(data)
+            future = self.pending.pop(message["id"], None)
+            if future is not None and not future.done():
+                future.set_result(message)
+
+    async def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
+        data = json.dumps(message).encode()
+        while True:
+            if self.sock is None:
+                raise LocalSandboxError(f"local sandbox: the {self.what} is gone")
+            try:
+                socket.send_fds(self.sock, [data], list(fds))
+                return
+            except BlockingIOError:
+                await asyncio.sleep(0.001)  # its socket buffer is full: it is behind
+            except OSError as exc:
+                self.close(f"sending failed: {exc}")
+
+    def close(self, why: str) -> None:
+        """Close the socket; fail what was in flight."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(sock.fileno())
+            sock.close()
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done() and not future.get_loop().is_closed():
+                future.set_exception(
+                    LocalSandboxError(f"local sandbox: the {self.what} died ({why}); the command's result is lost")
+                )
+
+
+@dataclass
+class AgentSpec:
+    """What an agent needs to enter its sandbox."""
+
+    init_pid: int  # host PID of the sandbox's init: its namespaces and root are the commands'
     keep_capabilities: list[int]
-    cgroups: list[str] = field(default_factory=list)  # host paths of cgroup.procs files to join
-    uid: int | None = None
-    gid: int | None = None
+    cgroups: list[str]  # host paths of cgroup.procs files to join
 
 
 class CommandServer:
-    """The env server's connection to its command server (restarted if it dies)."""
+    """This process's command server (restarted when it dies)."""
 
     def __init__(self) -> None:
-        self._sock: socket.socket | None = None
         self._process: subprocess.Popen | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._channel: _Channel | None = None
         self._ids = itertools.count(1)
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 
-    def _connect(self) -> socket.socket:
-        loop = asyncio.get_running_loop()
-        if self._sock is not None and self._loop is not loop:
-            # A new event loop (one per test, say): replies now go to this one. The server is
-            # one per process; commands of an earlier loop cannot be waited for any more.
-            assert self._loop is not None
-            if not self._loop.is_closed():
-                self._loop.remove_reader(self._sock.fileno())
-            self._pending = {i: f for i, f in self._pending.items() if f.get_loop() is loop}
-            loop.add_reader(self._sock.fileno(), self._on_reply)
-            self._loop = loop
-        if self._sock is None:
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            with theirs:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-I", "-S", str(SERVER_PROGRAM), str(theirs.fileno()), str(os.getpid())],
-                    pass_fds=(theirs.fileno(),),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    close_fds=True,
-                )
-            ours.setblocking(False)
-            loop.add_reader(ours.fileno(), self._on_reply)
-            self._sock, self._loop = ours, loop
-        return self._sock
-
-    def _on_reply(self) -> None:
-        assert self._sock is not None
-        while True:
-            try:
-                data = self._sock.recv(1 << 16)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self._lost("it exited")
-                return
-            reply = json.loads(data)
-            future = self._pending.pop(reply["id"], None)
-            if future is not None and not future.done():
-                future.set_result(reply)
-
-    def _lost(self, why: str) -> None:
-        """Forget the server; fail what was in flight."""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(sock.fileno())
-            sock.close()
+    def _connect(self) -> _Channel:
+        if self._channel is not None and self._channel.open and self.pid is not None:
+            return self._channel
         if self._process is not None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                code = self._process.wait(timeout=1)
-                why = f"{why}, exit code {code}"
-            self._process = None
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done() and not future.get_loop().is_closed():
-                future.set_exception(
-                    LocalSandboxError(f"local sandbox: the command server died ({why}); the command's result is lost")
-                )
+            self._process.wait()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(SERVER_PROGRAM), str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        self._channel = _Channel(ours, "command server")
+        return self._channel
+
+    async def agent(self, spec: AgentSpec) -> SandboxCommands:
+        """A new agent for one sandbox, ready for commands."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            commands = SandboxCommands(ours)
+            ready = commands.channel.expect(0)
+            request = {
+                "id": next(self._ids),
+                "pid": spec.init_pid,
+                "keep": spec.keep_capabilities,
+                "cgroups": spec.cgroups,
+            }
+            await self._connect().send(request, [theirs.fileno()])
+        try:
+            answer = await asyncio.wait_for(ready, AGENT_START_TIMEOUT_SEC)
+        except TimeoutError:
+            commands.close()
+            raise LocalSandboxError(
+                f"local sandbox: its command agent did not start within {AGENT_START_TIMEOUT_SEC:g} s"
+            ) from None
+        if "error" in answer:
+            commands.close()
+            raise LocalSandboxError(f"local sandbox: its command agent failed: {answer['error']}")
+        return commands
+
+
+class SandboxCommands:
+    """One sandbox's agent: runs commands in the sandbox."""
+
+    def __init__(self, sock: socket.socket):
+        self.channel = _Channel(sock, "sandbox's command agent")
+        self._ids = itertools.count(1)
+
+    @property
+    def open(self) -> bool:
+        return self.channel.open
 
     def close(self) -> None:
-        self._lost("closed")
-
-    async def _send(self, message: dict[str, Any], fds: list[int] = ()) -> None:
-        data = json.dumps(message).encode()
-        while True:
-            sock = self._connect()
-            try:
-                socket.send_fds(sock, [data], list(fds))
-                return
-            except BlockingIOError:
-                await asyncio.sleep(0.001)  # the server is behind by a full socket buffer
-            except OSError as exc:
-                self._lost(f"sending failed: {exc}")
-                if "kill" in message:
-                    return
-                raise LocalSandboxError(f"local sandbox: the command server is unreachable ({exc})") from None
+        self.channel.close("the sandbox stopped")
 
     async def run(
         self,
-        command: Command,
+        argv: list[str],
         *,
+        cwd: str,
+        env: dict[str, str],
+        uid: int | None = None,
+        gid: int | None = None,
+        network: bool = True,
         stdin: bytes | IO[bytes] | None = None,
         stdout: IO[bytes] | None = None,
         timeout_sec: float | None = None,
     ) -> tuple[int, bytes, bytes]:
-        """(exit code, stdout, stderr). stdin: bytes or a file; stdout: a file to write instead."""
+        """(exit code, stdout, stderr) of `argv` in the sandbox. `network`: in the sandbox's own
+        network namespace (isolated) rather than the host's. stdin: bytes or a file; stdout: a
+        file to write instead of the bytes returned."""
         loop = asyncio.get_running_loop()
         request_id = next(self._ids)
         opened: list[int] = []
-        readers: list[asyncio.Future[bytes]] = []
-        writer: asyncio.Future[None] | None = None
+        pending: list[asyncio.Future[Any]] = []
         try:
             if isinstance(stdin, bytes):
-                stdin_read, stdin_write = os.pipe()
-                opened += [stdin_read, stdin_write]
-                stdin_fd = stdin_read
-            elif stdin is not None:
-                stdin_fd = stdin.fileno()
+                stdin_fd, stdin_write = os.pipe()
+                opened += [stdin_fd, stdin_write]
             else:
-                stdin_fd = os.open(os.devnull, os.O_RDONLY)
-                opened.append(stdin_fd)
+                stdin_fd = stdin.fileno() if stdin is not None else _devnull()
             if stdout is None:
                 out_read, stdout_fd = os.pipe()
                 opened += [out_read, stdout_fd]
@@ -173,58 +217,48 @@ class CommandServer:
                 stdout_fd = stdout.fileno()
             err_read, err_write = os.pipe()
             opened += [err_read, err_write]
-            reply = loop.create_future()
-            self._pending[request_id] = reply
-            await self._send(
-                {
-                    "id": request_id,
-                    "pid": command.init_pid,
-                    "argv": command.argv,
-                    "cwd": command.cwd,
-                    "env": command.env,
-                    "namespaces": command.namespaces,
-                    "keep": command.keep_capabilities,
-                    "cgroups": command.cgroups,
-                    "uid": command.uid,
-                    "gid": command.gid,
-                },
-                [stdin_fd, stdout_fd, err_write],
-            )
-            # The server holds its own copies now: ours would keep the pipes open.
+            reply = self.channel.expect(request_id)
+            request = {"id": request_id, "argv": argv, "cwd": cwd, "env": env, "uid": uid, "gid": gid}
+            await self.channel.send({**request, "net": network}, [stdin_fd, stdout_fd, err_write])
+            # The agent holds its own copies now: ours would keep the pipes open.
             for fd in (stdin_fd, stdout_fd, err_write):
                 if fd in opened:
                     opened.remove(fd)
                     os.close(fd)
+            readers = []
             if stdout is None:
                 opened.remove(out_read)
                 readers.append(_read_to_end(loop, out_read))
             opened.remove(err_read)
             readers.append(_read_to_end(loop, err_read))
+            pending += readers
+            writer = None
             if isinstance(stdin, bytes):
                 opened.remove(stdin_write)
                 writer = _write_all(loop, stdin_write, stdin)
+                pending.append(writer)
             try:
-                done = await asyncio.wait_for(_finish(reply, readers, writer), timeout_sec)
+                answer, outputs = await asyncio.wait_for(_finish(reply, readers, writer), timeout_sec)
             except (TimeoutError, asyncio.CancelledError):
                 await self._kill(request_id, reply)
                 raise
-            answer, outputs = done
         finally:
             for fd in opened:
                 os.close(fd)
-            for pending in [*readers, *([writer] if writer else [])]:
-                pending.cancel()
+            for future in pending:
+                future.cancel()
         if "error" in answer:
             raise LocalSandboxError(f"local sandbox: cannot start a command: {answer['error']}")
         stdout_bytes, stderr_bytes = outputs if stdout is None else (b"", outputs[0])
         return answer["status"], stdout_bytes, stderr_bytes
 
     async def _kill(self, request_id: int, reply: asyncio.Future[dict[str, Any]]) -> None:
-        """Kill a command's process group and wait (briefly) for the server to reap it."""
-        await self._send({"kill": request_id})
+        """Kill a command's process group and wait (briefly) for the agent to reap it."""
+        with contextlib.suppress(LocalSandboxError):
+            await self.channel.send({"id": 0, "kill": request_id})
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(reply), KILL_GRACE_SEC)
-        self._pending.pop(request_id, None)
+        self.channel.pending.pop(request_id, None)
 
 
 async def _finish(
@@ -297,11 +331,20 @@ def _write_all(loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> asyncio
 
 
 _servers: dict[int, CommandServer] = {}
+_devnull_fds: dict[int, int] = {}
 
 
 def command_server() -> CommandServer:
-    """This process's command server connection (a forked child makes its own)."""
+    """This process's command server (a forked child makes its own)."""
     server = _servers.get(os.getpid())
     if server is None:
         server = _servers[os.getpid()] = CommandServer()
     return server
+
+
+def _devnull() -> int:
+    """/dev/null, opened once per process (every command without stdin reads it)."""
+    fd = _devnull_fds.get(os.getpid())
+    if fd is None:
+        fd = _devnull_fds[os.getpid()] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return fd

@@ -48,7 +48,7 @@ from pydantic import ValidationError
 from harbor_env.errors import LocalSandboxError
 from harbor_env.sandbox import reaper
 from harbor_env.sandbox.capabilities import command_capability_numbers, init_bwrap_args, privilege_drop
-from harbor_env.sandbox.commands import Command, command_server
+from harbor_env.sandbox.commands import AgentSpec, SandboxCommands, command_server
 from harbor_env.sandbox.config import LocalSandboxConfig
 from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, CopyStep, ImageLayout, parse_dockerfile
 from harbor_env.sandbox.filesystem import Bind, RootFilesystem, normalize
@@ -193,6 +193,8 @@ class LocalSandbox(BaseEnvironment):
         self._tools: dict[str, str] = {}
         self._storage_mb: int | None = None
         self._agent_logs_host: Path | None = None  # the trial's agent folder, while not bound
+        self._commands: SandboxCommands | None = None
+        self._agent_lock = asyncio.Lock()
         path = self.config.command_path
         if path == "server" and os.geteuid() != 0:
             raise ValueError('local sandbox: command_path = "server" needs root on the host; use "auto" or "nsenter"')
@@ -635,6 +637,9 @@ class LocalSandbox(BaseEnvironment):
 
     async def _stop_processes(self) -> None:
         """Kill the sandbox's init (and with it every process in it) and remove its cgroups."""
+        commands, self._commands = self._commands, None
+        if commands is not None:
+            commands.close()
         process, self._process = self._process, None
         if process is not None:
             if process.stdin is not None:
@@ -726,18 +731,18 @@ class LocalSandbox(BaseEnvironment):
         ids, home = self._user_args(user)
         env = {"HOME": home, **self._base_env, **(env or {})}
         if self.command_path == "server":
-            request = Command(
-                init_pid=init_pid,
-                argv=command,
+            commands = await self._agent(init_pid)
+            return await commands.run(
+                command,
                 cwd=cwd or self._workdir(),
                 env=env,
-                namespaces=["ipc", "uts", *(["net"] if self._network_isolated else []), "mnt"],
-                keep_capabilities=command_capability_numbers(),
-                cgroups=[str(g / "cgroup.procs") for g in self._cgroup.groups] if self._cgroup else [],
                 uid=ids[0] if ids else None,
                 gid=ids[1] if ids else None,
+                network=self._network_isolated,
+                stdin=stdin,
+                stdout=stdout,
+                timeout_sec=timeout_sec,
             )
-            return await command_server().run(request, stdin=stdin, stdout=stdout, timeout_sec=timeout_sec)
         if cwd is not None:
             # `cd` inside the sandbox: nsenter resolves its own --wd on the host side.
             shell = self._shell()
@@ -762,6 +767,15 @@ class LocalSandbox(BaseEnvironment):
         code = process.returncode or 0
         # A command killed by a signal reads as 128+N, as a shell and `docker exec` report it.
         return (128 - code if code < 0 else code), out or b"", stderr
+
+    async def _agent(self, init_pid: int) -> SandboxCommands:
+        """This sandbox's command agent (command_server.py), started on the first command."""
+        async with self._agent_lock:
+            if self._commands is None or not self._commands.open:
+                cgroups = [str(g / "cgroup.procs") for g in self._cgroup.groups] if self._cgroup else []
+                spec = AgentSpec(init_pid, command_capability_numbers(), cgroups)
+                self._commands = await command_server().agent(spec)
+            return self._commands
 
     def _shell(self) -> str:
         return "/bin/bash" if (self._base / "bin/bash").exists() else "/bin/sh"
