@@ -22,7 +22,6 @@ Usage: uv run python bench/commands.py [--quick] [--out bench/results]
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import resource
@@ -47,12 +46,17 @@ TARGET_CHILD_MS, TARGET_LOOP_MS, TARGET_FLOOR_RATIO = 1.5, 0.2, 3.0
 
 
 def outside_cpu_seconds() -> float:
-    """CPU of everything this process started: reaped children, and the command server's tree."""
+    """CPU of everything this process started: the children it reaped, and the command server
+    with its agents (each with the commands it reaped)."""
     own = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own.ru_utime + own.ru_stime
     server = command_server().pid
     if server is not None:
-        total += common.cpu_seconds(server) + common.children_cpu_seconds(server)
+        for pid in [server, *common.children_of(server)]:
+            try:
+                total += common.cpu_seconds(pid) + common.children_cpu_seconds(pid)
+            except OSError:
+                pass  # an agent that ended since (its sandbox stopped)
     return total
 
 
@@ -91,9 +95,10 @@ async def episode_mix(task: Task, scratch: Path, index: int, path: str, mix: lis
     try:
         outside, loop = outside_cpu_seconds(), time.thread_time()
         for command in mix:
-            stdin: bytes | None | object = None
+            stdin = None
             if command["stdin"] == "bytes":
-                stdin = subprocess.run(["tar", "-C", str(task.paths.tests_dir), "-cf", "-", "."], capture_output=True).stdout
+                tests = ["tar", "-C", str(task.paths.tests_dir), "-cf", "-", "."]
+                stdin = subprocess.run(tests, capture_output=True, check=True).stdout
             with open(archive, "rb" if command["stdin"] == "file" else "wb") as stream:
                 await environment._run(
                     command["argv"],

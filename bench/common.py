@@ -252,6 +252,17 @@ def children_cpu_seconds(pid: int) -> float:
     return (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
 
 
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int(_stat_fields(f"/proc/{entry}/stat")[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores spent on anything but idle (this benchmark and whatever else runs)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
