@@ -476,6 +476,7 @@ import asyncio, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from conftest import make_sandbox
+from harbor_env.errors import LocalSandboxError
 
 async def main():
     sandbox = make_sandbox(Path({task!r}), Path({work!r}), "unprivileged")
