@@ -12,10 +12,12 @@ import json
 import posixpath
 import re
 import shlex
+import shutil
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harbor_env.errors import DockerfileError
+from harbor_env.errors import DockerfileError, LocalSandboxError
 
 # Instructions that change nothing an exec inside the sandbox could observe.
 _METADATA_INSTRUCTIONS = {
@@ -201,3 +203,53 @@ def _parse_copy(
         extract_archives=instruction == "ADD",
         line=line_no,
     )
+
+
+def sandbox_layout(dockerfile: Path, *, on_image: bool, docker_image: str | None) -> tuple[ImageLayout, list[str]]:
+    """The layout a sandbox applies, and the instructions it does not (for the user to hear of).
+
+    `on_image`: the sandbox runs on the built image (a rootfs), where COPY and RUN already
+    happened; otherwise on the host's root, which replaces FROM."""
+    layout = parse_dockerfile(dockerfile) if dockerfile.is_file() else ImageLayout()
+    if on_image:
+        layout.copies = []
+        return layout, []
+    skipped = list(layout.not_applied)
+    image = layout.base_image or docker_image
+    if image:
+        skipped.insert(0, f"FROM {image} (the host's root file system is used instead)")
+    return layout, skipped
+
+
+def apply_copy(step: CopyStep, *, context: Path, dockerfile: Path, root: Path) -> set[str]:
+    """Copy a COPY/ADD step's files from the build `context` into the private `root`; return the
+    sandbox paths it now owns. Sources outside the context or missing name the Dockerfile line."""
+    context = context.resolve()
+    owned: set[str] = set()
+    for pattern in step.sources:
+        relative = pattern.lstrip("/")
+        matches = sorted(glob.glob(str(context / relative))) if glob.has_magic(pattern) else [str(context / relative)]
+        for match in matches:
+            source = Path(match)
+            if not source.resolve().is_relative_to(context):
+                raise LocalSandboxError(f"{dockerfile}:{step.line}: COPY source {pattern} is outside the build context")
+            if not source.exists():
+                raise LocalSandboxError(f"{dockerfile}:{step.line}: COPY source {pattern} not found in {context}")
+            target_dir = root / step.destination.lstrip("/")
+            if source.is_dir():
+                shutil.copytree(source, target_dir, symlinks=True, dirs_exist_ok=True)
+                owned |= {posixpath.join(step.destination, child.name) for child in source.iterdir()}
+                owned.add(step.destination)
+                continue
+            if step.extract_archives and tarfile.is_tarfile(source):
+                target_dir.mkdir(parents=True, exist_ok=True)
+                with tarfile.open(source) as archive:
+                    archive.extractall(target_dir, filter="data")
+                    owned |= {posixpath.join(step.destination, n.split("/")[0]) for n in archive.getnames()}
+                continue
+            destination = posixpath.join(step.destination, source.name) if step.destination_is_dir else step.destination
+            target = root / destination.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+            owned.add(destination)
+    return owned

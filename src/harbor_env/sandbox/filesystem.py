@@ -14,11 +14,19 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from harbor_env.errors import LocalSandboxError
+from harbor_env.sandbox.dockerfile import CopyStep, apply_copy
 
 # Never taken from the base: bubblewrap provides fresh ones (proc, dev) or the sandbox owns them.
 _NEVER_FROM_BASE = {"/proc", "/dev", "/sys", "/tmp", "/run", "/var/tmp"}
+# Directories every sandbox owns privately, besides the working directory and home.
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/logs", "/tests", "/solution")
 
 
 @dataclass(frozen=True)
@@ -133,3 +141,78 @@ class RootFilesystem:
         if existing.is_symlink():
             return None
         return candidate
+
+
+def hidden_paths(
+    *, sandboxes_dir: Path, trials_dir: Path, extra: Iterable[str], home: str | None, on_image: bool
+) -> set[str]:
+    """Base paths a sandbox must not see: home folders, every sandbox's folder and other trials'
+    logs (its own are bound at /logs/*), plus `extra`. On an image (`on_image`) /root and /home
+    are the task's own; only host paths are hidden there."""
+    hidden = {"/root", "/home", str(sandboxes_dir), str(trials_dir), *extra}
+    if home and home != "/":
+        hidden.add(home)
+    if on_image:
+        hidden -= {"/root", "/home"}
+    return {normalize(p) for p in hidden if p.startswith("/") and normalize(p) != "/"}
+
+
+@dataclass(frozen=True)
+class LogMounts:
+    """Harbor's log directories for one sandbox: `bound` are bind-mounted from the host;
+    `unbound` (auto_mounting off) become folders of the private root that Harbor downloads."""
+
+    bound: list[Mapping[str, Any]] = field(default_factory=list)
+    unbound: set[str] = field(default_factory=set)
+    writable_only: str | None = None  # the verifier's sandbox writes only this one (the reward)
+    into_root: str | None = None  # kept in the private root (under a quota), copied out at the end
+
+
+def plan_filesystem(
+    root: Path,
+    base: Path,
+    *,
+    workdir: str,
+    hidden: set[str],
+    allowed: set[str] | None,
+    mounts: LogMounts,
+    copies: Iterable[CopyStep] = (),
+    context: Path | None = None,
+) -> tuple[RootFilesystem, Path | None]:
+    """Prepare the private `root` of a sandbox and plan its mounts.
+
+    Owned directories are created (on an image, with the image's WORKDIR and /root copied in),
+    Harbor's mounts bound, the Dockerfile's COPY steps applied from the build `context`.
+    Returns the plan and the host folder of the log mount kept in the root, if any."""
+    fs = RootFilesystem(root=root, base=base, allowed=allowed)
+    fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
+    fs.hidden = hidden - fs.owned
+    kept_host: Path | None = None
+    for mount in mounts.bound:
+        if mount.get("type", "bind") != "bind":
+            raise LocalSandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
+        target = normalize(mount["target"])
+        if target == mounts.into_root:
+            kept_host = Path(mount["source"])
+            fs.owned.add(target)
+            continue
+        read_only = bool(mount.get("read_only")) or (mounts.writable_only not in (None, target))
+        fs.binds.append(Bind(Path(mount["source"]), mount["target"], read_only))
+        Path(mount["source"]).mkdir(parents=True, exist_ok=True)
+    fs.owned |= mounts.unbound
+    on_image = allowed is None  # the base is an image, all of it the task's
+    for owned in fs.owned:
+        target_dir = root / owned.lstrip("/")
+        source = base / owned.lstrip("/")
+        if on_image and source.is_dir() and owned not in PRIVATE_DIRS:
+            shutil.copytree(source, target_dir, symlinks=True, dirs_exist_ok=True)
+        target_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in ("/tmp", "/var/tmp"):
+        (root / tmp.lstrip("/")).chmod(0o1777)
+    for directory in mounts.unbound:
+        # Harbor makes its log directories writable by any user.
+        (root / directory.lstrip("/")).chmod(0o777)
+    for step in copies:
+        assert context is not None, "COPY steps need the build context"
+        fs.owned |= apply_copy(step, context=context, dockerfile=context / "Dockerfile", root=root)
+    return fs, kept_host

@@ -18,6 +18,9 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _GROUP_PARENT = "harbor-env"
+CPU_PERIOD_US = 100_000
+# The controller behind each limit.
+_CONTROLLER_FIELDS = {"memory": "memory_mb", "cpu": "cpus", "pids": "pids"}
 
 # `sh` joins the cgroups named by its first N arguments, then becomes the real command.
 _JOIN_AND_EXEC = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"'
@@ -31,6 +34,37 @@ class Limits:
 
     def requested(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if v is not None}
+
+
+def sandbox_limits(*, enforce: bool, pids: int | None, memory_mb: int | None, cpus: float | None) -> Limits:
+    """The limits of one sandbox: the task's memory and cpus when enforced, always the pids cap."""
+    if not enforce:
+        return Limits(pids=pids)
+    return Limits(memory_mb=memory_mb, cpus=cpus, pids=pids)
+
+
+def cgroup_files(limits: Limits, *, version: int) -> dict[str, dict[str, str]]:
+    """What a group of cgroup `version` (1 or 2) is given for `limits`: {controller: {file: value}}."""
+    files: dict[str, dict[str, str]] = {}
+    if limits.memory_mb is not None:
+        size = str(limits.memory_mb * 1024 * 1024)
+        files["memory"] = {"memory.max": size} if version == 2 else {"memory.limit_in_bytes": size}
+    if limits.cpus is not None:
+        quota = int(limits.cpus * CPU_PERIOD_US)
+        files["cpu"] = (
+            {"cpu.max": f"{quota} {CPU_PERIOD_US}"}
+            if version == 2
+            else {"cpu.cfs_period_us": str(CPU_PERIOD_US), "cpu.cfs_quota_us": str(quota)}
+        )
+    if limits.pids is not None:
+        files["pids"] = {"pids.max": str(limits.pids)}
+    return files
+
+
+def unenforced(limits: Limits, cgroup: CgroupLimits | None) -> list[str]:
+    """The requested limits that `cgroup` (None: no group could be made) does not enforce."""
+    enforced = cgroup.enforced if cgroup is not None else set()
+    return sorted(set(limits.requested()) - enforced)
 
 
 def _own_cgroup(controller: str | None) -> str | None:
@@ -76,7 +110,7 @@ class CgroupLimits:
         parent = CGROUP_ROOT / own.lstrip("/") / _GROUP_PARENT
         parent.mkdir(exist_ok=True)
         available = set((parent / "cgroup.controllers").read_text().split())
-        wanted = {"memory", "cpu", "pids"} & available
+        wanted = set(_CONTROLLER_FIELDS) & available
         if not wanted:
             return None
         (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(wanted)))
@@ -84,17 +118,16 @@ class CgroupLimits:
         group.mkdir()
         made = cls([group], set(), 2)
         try:
-            if limits.memory_mb is not None and "memory" in wanted:
-                (group / "memory.max").write_text(str(limits.memory_mb * 1024 * 1024))
-                with contextlib.suppress(OSError):
-                    (group / "memory.swap.max").write_text("0")
-                made.enforced.add("memory_mb")
-            if limits.cpus is not None and "cpu" in wanted:
-                (group / "cpu.max").write_text(f"{int(limits.cpus * 100_000)} 100000")
-                made.enforced.add("cpus")
-            if limits.pids is not None and "pids" in wanted:
-                (group / "pids.max").write_text(str(limits.pids))
-                made.enforced.add("pids")
+            for controller, files in cgroup_files(limits, version=2).items():
+                if controller not in wanted:
+                    continue
+                for file, value in files.items():
+                    (group / file).write_text(value)
+                if controller == "memory":
+                    # Swap would stretch the limit; not every kernel has the file (no swap accounting).
+                    with contextlib.suppress(OSError):
+                        (group / "memory.swap.max").write_text("0")
+                made.enforced.add(_CONTROLLER_FIELDS[controller])
         except OSError:
             made.destroy()
             raise
@@ -102,19 +135,8 @@ class CgroupLimits:
 
     @classmethod
     def _create_v1(cls, name: str, limits: Limits) -> CgroupLimits | None:
-        settings = {
-            "memory": ("memory_mb", limits.memory_mb, {"memory.limit_in_bytes": lambda v: v * 1024 * 1024}),
-            "cpu": (
-                "cpus",
-                limits.cpus,
-                {"cpu.cfs_period_us": lambda v: 100_000, "cpu.cfs_quota_us": lambda v: int(v * 100_000)},
-            ),
-            "pids": ("pids", limits.pids, {"pids.max": lambda v: v}),
-        }
         made = cls([], set(), 1)
-        for controller, (field, value, files) in settings.items():
-            if value is None:
-                continue
+        for controller, files in cgroup_files(limits, version=1).items():
             own = _own_cgroup(controller)
             mount = CGROUP_ROOT / controller
             if own is None or not mount.is_dir():
@@ -123,11 +145,11 @@ class CgroupLimits:
             try:
                 group.mkdir(parents=True)
                 made.groups.append(group)
-                for file, convert in files.items():
-                    (group / file).write_text(str(convert(value)))
+                for file, value in files.items():
+                    (group / file).write_text(value)
             except OSError:
                 continue
-            made.enforced.add(field)
+            made.enforced.add(_CONTROLLER_FIELDS[controller])
         if not made.groups:
             return None
         return made

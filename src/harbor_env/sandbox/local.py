@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import inspect
 import io
 import json
@@ -29,8 +28,6 @@ import re
 import shutil
 import signal
 import tarfile
-import tempfile
-import tomllib
 import uuid
 from pathlib import Path
 from typing import IO, Any
@@ -50,24 +47,17 @@ from harbor_env.sandbox import reaper
 from harbor_env.sandbox.capabilities import command_capability_numbers, init_bwrap_args, privilege_drop
 from harbor_env.sandbox.commands import AgentSpec, SandboxCommands, command_server
 from harbor_env.sandbox.config import LocalSandboxConfig
-from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, CopyStep, ImageLayout, parse_dockerfile
-from harbor_env.sandbox.filesystem import Bind, RootFilesystem, normalize
-from harbor_env.sandbox.limits import CgroupLimits, Limits
+from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, ImageLayout, sandbox_layout
+from harbor_env.sandbox.filesystem import LogMounts, RootFilesystem, hidden_paths, normalize, plan_filesystem
+from harbor_env.sandbox.host_files import empty_host_dir, extract_within, same_dir
+from harbor_env.sandbox.host_support import check_rootfs, require_tools, start_failure_message
+from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
+from harbor_env.sandbox.quota import quota_tools, with_storage_quota
+from harbor_env.sandbox.task_info import passwd_entry, read_task_toml, states_network, verifier_mode
 from harbor_env.verifier_isolation import run_isolation_command
 
 DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
-# Directories every sandbox owns privately, besides the working directory and home.
-PRIVATE_DIRS = ("/tmp", "/var/tmp", "/run", "/logs", "/tests", "/solution")
-# With a storage quota, the sandbox's writable root is a tmpfs of that size, mounted in a mount
-# namespace of its own (so it vanishes with the sandbox, even if this process is killed) and
-# filled with what the host prepared: $1 size, $2 the tmpfs mount point, $3 the prepared root.
-QUOTA_ROOT_SCRIPT = (
-    "size=$1 quota=$2 root=$3; shift 3; "
-    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" '
-    '&& mount --bind "$quota" "$root" && exec "$@"'
-)
-VERIFIER_MODE_KEY = "verifier_sandbox"
 VERIFIER_DIR = str(EnvironmentPaths.verifier_dir)
 AGENT_DIR = str(EnvironmentPaths.agent_dir)
 _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
@@ -83,85 +73,6 @@ def _warn_once(logger: logging.Logger, key: tuple[str, ...], message: str) -> No
     if key not in _warned:
         _warned.add(key)
         logger.warning(message)
-
-
-def _passwd_entry(base: Path, user: str | int) -> tuple[int, int, str] | None:
-    """(uid, gid, home) of `user` in the sandbox's /etc/passwd."""
-    try:
-        lines = (base / "etc/passwd").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split(":")
-        if len(fields) < 7:
-            continue
-        if fields[0] == str(user) or (isinstance(user, int) and fields[2] == str(user)):
-            return int(fields[2]), int(fields[3]), fields[5]
-    return None
-
-
-def _task_toml(task_dir: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads((task_dir / "task.toml").read_text())
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-
-
-def _task_verifier_mode(task_dir: Path, data: dict[str, Any]) -> str | None:
-    """A task's own choice of verifier sandbox: `[metadata] verifier_sandbox` in task.toml."""
-    metadata = data.get("metadata")
-    mode = metadata.get(VERIFIER_MODE_KEY) if isinstance(metadata, dict) else None
-    if mode is not None and mode not in ("fresh", "shared"):
-        raise LocalSandboxError(
-            f'{task_dir / "task.toml"}: [metadata] {VERIFIER_MODE_KEY} must be "fresh" or "shared", got {mode!r}'
-        )
-    return mode
-
-
-def _task_states_network(data: dict[str, Any]) -> bool:
-    """Whether task.toml says anything about the network (anywhere in it)."""
-
-    def mentions(node: Any) -> bool:
-        if isinstance(node, dict):
-            return any(k in ("network_mode", "allow_internet") or mentions(v) for k, v in node.items())
-        if isinstance(node, list):
-            return any(mentions(v) for v in node)
-        return False
-
-    return mentions(data)
-
-
-def _same_dir(a: Path, b: Path) -> bool:
-    """Whether two host paths are one directory (a bind-mounted log directory and its source)."""
-    with contextlib.suppress(OSError):
-        return a.samefile(b)
-    return False
-
-
-def _extract_within(archive: Path, target: Path) -> None:
-    """Extract an archive the agent made: members tarfile's data filter refuses (absolute or
-    escaping links, devices) are skipped, not raised."""
-
-    def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
-        try:
-            return tarfile.data_filter(member, path)
-        except tarfile.FilterError:
-            return None
-
-    with contextlib.suppress(tarfile.TarError), tarfile.open(archive) as tar:
-        tar.extractall(target, filter=safe)
-
-
-def _empty_host_dir(directory: Path, chmod: bool) -> None:
-    """Create `directory` or remove what is in it (never following symlinks); chmod 777 on request."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for child in directory.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-    if chmod:
-        directory.chmod(0o777)
 
 
 class LocalSandbox(BaseEnvironment):
@@ -200,9 +111,9 @@ class LocalSandbox(BaseEnvironment):
             raise ValueError('local sandbox: command_path = "server" needs root on the host; use "auto" or "nsenter"')
         self.command_path = ("server" if os.geteuid() == 0 else "nsenter") if path == "auto" else path
         super().__init__(*args, **kwargs)
-        task_toml = _task_toml(self.environment_dir.parent)
-        self._task_states_network = _task_states_network(task_toml)
-        self.verifier_mode = _task_verifier_mode(self.environment_dir.parent, task_toml) or self.config.verifier
+        task_toml = read_task_toml(self.environment_dir.parent)
+        self._task_states_network = states_network(task_toml)
+        self.verifier_mode = verifier_mode(self.environment_dir.parent, task_toml) or self.config.verifier
 
     @staticmethod
     def type() -> str:
@@ -239,28 +150,12 @@ class LocalSandbox(BaseEnvironment):
                 "the local sandbox reads WORKDIR, ENV and COPY from it"
             )
         if self.config.rootfs is not None:
-            rootfs = Path(self.config.rootfs)
-            if not rootfs.is_dir():
-                raise LocalSandboxError(
-                    f"local sandbox: rootfs {rootfs} is not a directory; unpack the task image "
-                    "there (e.g. `docker export $(docker create IMAGE) | tar -x -C DIR`) or drop "
-                    "the rootfs option to run on the host's root file system"
-                )
-            if not (rootfs / "bin/sh").exists():
-                raise LocalSandboxError(f"local sandbox: rootfs {rootfs} has no /bin/sh; is it an unpacked image?")
+            check_rootfs(Path(self.config.rootfs))
 
     def _read_layout(self) -> ImageLayout:
         dockerfile = self.environment_dir / "Dockerfile"
-        layout = parse_dockerfile(dockerfile) if dockerfile.is_file() else ImageLayout()
-        skipped = list(layout.not_applied)
-        if self.config.rootfs is None:
-            image = layout.base_image or self.task_env_config.docker_image
-            if image:
-                skipped.insert(0, f"FROM {image} (the host's root file system is used instead)")
-        else:
-            # The rootfs is the built image: COPY and RUN already happened in it.
-            layout.copies = []
-            skipped = []
+        on_image = self.config.rootfs is not None
+        layout, skipped = sandbox_layout(dockerfile, on_image=on_image, docker_image=self.task_env_config.docker_image)
         if skipped:
             _warn_once(
                 self.logger,
@@ -273,140 +168,53 @@ class LocalSandbox(BaseEnvironment):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _require_tools(self) -> None:
-        tools = [("bwrap", "bubblewrap")]
-        if self.command_path == "nsenter":
-            tools += [("nsenter", "util-linux"), ("setpriv", "util-linux")]
-        for tool, package in tools:
-            path = shutil.which(tool)
-            if path is None:
-                raise LocalSandboxError(
-                    f"local sandbox: `{tool}` not found on PATH; install it "
-                    f"(Debian/Ubuntu: apt-get install {package}; Fedora/RHEL: dnf install {package}) "
-                    "or use a container environment (Harbor's docker)"
-                )
-            self._tools[tool] = path
-
     def _sandbox_parent(self) -> Path:
-        configured = self.config.sandbox_dir or os.environ.get("HARBOR_ENV_SANDBOX_DIR")
-        parent = Path(configured) if configured else Path(tempfile.gettempdir()) / "harbor-env-sandboxes"
+        parent = Path(self.config.sandbox_dir) if self.config.sandbox_dir else reaper.default_sandbox_parent()
         parent.mkdir(parents=True, exist_ok=True)
         return parent.resolve()
 
     def _workdir(self) -> str:
         return normalize(self.task_env_config.workdir or self._layout.workdir or DEFAULT_WORKDIR)
 
-    def _hidden_paths(self, parent: Path) -> set[str]:
-        hidden = {"/root", "/home", str(parent), *self.config.hide_paths}
-        home = os.environ.get("HOME")
-        if home and home != "/":
-            hidden.add(home)
-        # Other trials' logs: this trial's own directories are mounted at /logs/*.
-        hidden.add(str(self.trial_paths.trial_dir.resolve().parent))
-        if self.config.rootfs is not None:
-            # An image's /root and /home belong to the task; only host paths are hidden.
-            hidden -= {"/root", "/home"}
-        return {normalize(p) for p in hidden if p.startswith("/") and normalize(p) != "/"}
-
     def _plan_filesystem(self, root: Path, parent: Path, *, for_verifier: bool = False) -> RootFilesystem:
-        workdir = self._workdir()
-        fs = RootFilesystem(root=root, base=self._base)
-        if self.config.rootfs is None:
-            fs.allowed = {normalize(p) for p in self.config.host_paths}
-        fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
-        fs.hidden = self._hidden_paths(parent) - fs.owned
-        self._agent_logs_host = None
-        host_mounts = self._host_mounts if _HARBOR_AUTO_MOUNTING else self._mounts
-        for mount in host_mounts:
-            if mount.get("type", "bind") != "bind":
-                raise LocalSandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
-            if self._storage_mb is not None and not for_verifier and normalize(mount["target"]) == AGENT_DIR:
-                # Under a quota the agent's log folder is part of the quota's tmpfs, so the agent
-                # cannot fill the host's disk through it; it is copied to the trial at the end.
-                self._agent_logs_host = Path(mount["source"])
-                fs.owned.add(AGENT_DIR)
-                continue
-            # The verifier's sandbox writes only its own log folder (the reward).
-            read_only = bool(mount.get("read_only")) or (for_verifier and normalize(mount["target"]) != VERIFIER_DIR)
-            fs.binds.append(Bind(Path(mount["source"]), mount["target"], read_only))
-            Path(mount["source"]).mkdir(parents=True, exist_ok=True)
-        # Harbor's log directories when not bound to the host (auto_mounting off): directories
-        # of the private root, writable by any user as Harbor makes them, downloaded by Harbor.
-        unbound = {normalize(m["target"]) for m in self._mounts if m not in host_mounts}
-        fs.owned |= unbound
-        for owned in fs.owned:
-            target = root / owned.lstrip("/")
-            source = self._base / owned.lstrip("/")
-            if self.config.rootfs is not None and source.is_dir() and owned not in PRIVATE_DIRS:
-                # The image's content of a directory the sandbox owns (its WORKDIR, /root).
-                shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-            target.mkdir(parents=True, exist_ok=True)
-        for tmp in ("/tmp", "/var/tmp"):
-            (root / tmp.lstrip("/")).chmod(0o1777)
-        for directory in unbound:
-            (root / directory.lstrip("/")).chmod(0o777)
-        for step in self._layout.copies:
-            fs.owned |= self._apply_copy(step, root)
+        on_image = self.config.rootfs is not None
+        hidden = hidden_paths(
+            sandboxes_dir=parent,
+            trials_dir=self.trial_paths.trial_dir.resolve().parent,
+            extra=self.config.hide_paths,
+            home=os.environ.get("HOME"),
+            on_image=on_image,
+        )
+        bound = self._host_mounts if _HARBOR_AUTO_MOUNTING else self._mounts
+        mounts = LogMounts(
+            bound=bound,
+            unbound={normalize(m["target"]) for m in self._mounts if m not in bound},
+            writable_only=VERIFIER_DIR if for_verifier else None,
+            # Under a quota the agent's log folder is part of the quota's tmpfs, so the agent
+            # cannot fill the host's disk through it; it is copied to the trial at the end.
+            into_root=AGENT_DIR if self._storage_mb is not None and not for_verifier else None,
+        )
+        fs, self._agent_logs_host = plan_filesystem(
+            root,
+            self._base,
+            workdir=self._workdir(),
+            hidden=hidden,
+            allowed=None if on_image else {normalize(p) for p in self.config.host_paths},
+            mounts=mounts,
+            copies=self._layout.copies,
+            context=self.environment_dir,
+        )
         return fs
 
-    def _apply_copy(self, step: CopyStep, root: Path) -> set[str]:
-        """Copy a COPY/ADD step's files into the private root; return the paths it owns."""
-        context = self.environment_dir.resolve()
-        owned: set[str] = set()
-        for pattern in step.sources:
-            matches = (
-                sorted(glob.glob(str(context / pattern.lstrip("/"))))
-                if glob.has_magic(pattern)
-                else [str(context / pattern.lstrip("/"))]
-            )
-            for match in matches:
-                source = Path(match)
-                if not source.resolve().is_relative_to(context):
-                    raise LocalSandboxError(
-                        f"{self.environment_dir / 'Dockerfile'}:{step.line}: "
-                        f"COPY source {pattern} is outside the build context"
-                    )
-                if not source.exists():
-                    raise LocalSandboxError(
-                        f"{self.environment_dir / 'Dockerfile'}:{step.line}: "
-                        f"COPY source {pattern} not found in {context}"
-                    )
-                if source.is_dir():
-                    target_dir = root / step.destination.lstrip("/")
-                    shutil.copytree(source, target_dir, symlinks=True, dirs_exist_ok=True)
-                    owned |= {posixpath.join(step.destination, child.name) for child in source.iterdir()}
-                    owned.add(step.destination)
-                    continue
-                if step.extract_archives and tarfile.is_tarfile(source):
-                    target_dir = root / step.destination.lstrip("/")
-                    target_dir.mkdir(parents=True, exist_ok=True)
-                    with tarfile.open(source) as archive:
-                        archive.extractall(target_dir, filter="data")
-                        owned |= {posixpath.join(step.destination, n.split("/")[0]) for n in archive.getnames()}
-                    continue
-                destination = (
-                    posixpath.join(step.destination, source.name) if step.destination_is_dir else step.destination
-                )
-                target = root / destination.lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
-                owned.add(destination)
-        return owned
-
-    def _limits(self) -> Limits:
-        if not self.config.enforce_limits:
-            return Limits(pids=self.config.pids_limit)
-        return Limits(
+    def _apply_limits(self, name: str) -> None:
+        limits = sandbox_limits(
+            enforce=self.config.enforce_limits,
+            pids=self.config.pids_limit,
             memory_mb=self._resource_limit_value("memory", auto_mode=ResourceMode.LIMIT),
             cpus=self._resource_limit_value("cpu", auto_mode=ResourceMode.LIMIT),
-            pids=self.config.pids_limit,
         )
-
-    def _apply_limits(self, name: str) -> None:
-        limits = self._limits()
         self._cgroup = CgroupLimits.create(name, limits)
-        enforced = self._cgroup.enforced if self._cgroup else set()
-        missing = sorted(set(limits.requested()) - enforced)
+        missing = unenforced(limits, self._cgroup)
         if missing:
             _warn_once(
                 self.logger,
@@ -418,10 +226,10 @@ class LocalSandbox(BaseEnvironment):
         self._storage_mb = None
         storage = self.task_env_config.storage_mb
         if storage and self.config.enforce_limits:
-            tools = {tool: shutil.which(tool) for tool in ("unshare", "mount", "cp")}
-            if os.geteuid() == 0 and all(tools.values()):
+            tools = quota_tools()
+            if tools is not None:
                 self._storage_mb = storage
-                self._tools.update({k: v for k, v in tools.items() if v})
+                self._tools.update(tools)
             else:
                 _warn_once(
                     self.logger,
@@ -439,7 +247,7 @@ class LocalSandbox(BaseEnvironment):
         return args + ["--chdir", self._workdir(), "--setenv", "PATH", DEFAULT_PATH]
 
     async def start(self, force_build: bool) -> None:
-        self._require_tools()
+        self._tools.update(require_tools(nsenter=self.command_path == "nsenter"))
         self._layout = self._read_layout()
         await self._create(for_verifier=False)
         self._base_env = {"PATH": DEFAULT_PATH, "HOSTNAME": "sandbox", **self._layout.env}
@@ -569,38 +377,18 @@ class LocalSandbox(BaseEnvironment):
         return self._shell()
 
     def _with_storage_quota(self, argv: list[str]) -> list[str]:
-        """Run the init on a writable root of `storage_mb`: writing more fails with ENOSPC.
-
-        The host then reaches the private root only through the sandbox (tar over nsenter), so
-        uploads count against the quota too."""
-        assert self._fs is not None and self._dir is not None
+        """Run the init on a writable root of `storage_mb` (quota.py). The host then reaches the
+        private root only through the sandbox (tar over nsenter), so uploads count against it too."""
+        assert self._fs is not None and self._dir is not None and self._storage_mb is not None
         quota = self._dir / "quota"
         quota.mkdir()
         self._fs.root_on_host = False
-        unshare = [self._tools["unshare"], "--mount", "--propagation", "private", "--"]
-        return [
-            *unshare,
-            "/bin/sh",
-            "-c",
-            QUOTA_ROOT_SCRIPT,
-            "sh",
-            f"{self._storage_mb}m",
-            str(quota),
-            str(self._fs.root),
-            *argv,
-        ]
+        return with_storage_quota(
+            argv, unshare=self._tools["unshare"], storage_mb=self._storage_mb, quota=quota, root=self._fs.root
+        )
 
     def _start_failure_message(self, stderr: str) -> str:
-        hint = "check that bubblewrap works here: `bwrap --ro-bind / / --unshare-all true`"
-        lowered = stderr.lower()
-        if "namespace" in lowered or "operation not permitted" in lowered or "permission denied" in lowered:
-            hint = (
-                "this host does not allow the namespaces bubblewrap needs; enable unprivileged user "
-                "namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces>0; "
-                "on Ubuntu 24.04 also kernel.apparmor_restrict_unprivileged_userns=0), run as root, "
-                "or use a container environment (Harbor's docker)"
-            )
-        return f"local sandbox: bubblewrap failed to start the sandbox: {stderr or 'no output'}; {hint}"
+        return start_failure_message(stderr)
 
     async def stop(self, delete: bool) -> None:
         try:
@@ -618,7 +406,7 @@ class LocalSandbox(BaseEnvironment):
         try:
             with archive.open("wb") as out:
                 await self._run(["tar", "-C", AGENT_DIR, "-cf", "-", "."], user=None, stdout=out, timeout_sec=60)
-            await asyncio.to_thread(_extract_within, archive, host)
+            await asyncio.to_thread(extract_within, archive, host)
         except (TimeoutError, LocalSandboxError, OSError) as exc:
             # Logs only: the sandbox died under us, or the agent left something unreadable.
             self.logger.warning(f"local sandbox: could not copy {AGENT_DIR} to {host}: {exc}")
@@ -679,7 +467,7 @@ class LocalSandbox(BaseEnvironment):
     def _user_args(self, user: str | int | None) -> tuple[tuple[int, int] | None, str]:
         if user in (None, "root", 0, "0"):
             return None, "/root"
-        entry = _passwd_entry(self._base, int(user) if isinstance(user, str) and user.isdigit() else user)
+        entry = passwd_entry(self._base, int(user) if isinstance(user, str) and user.isdigit() else user)
         if entry is None:
             raise ValueError(f"local sandbox: user {user!r} does not exist in {self._base / 'etc/passwd'}")
         uid, gid, home = entry
@@ -823,7 +611,7 @@ class LocalSandbox(BaseEnvironment):
     async def upload_dir(self, source_dir: Path | str, target_dir: str) -> None:
         host = self._host(target_dir, for_write=True)
         if host is not None:
-            if not _same_dir(host, Path(source_dir)):  # a bound log directory is already there
+            if not same_dir(host, Path(source_dir)):  # a bound log directory is already there
                 await asyncio.to_thread(shutil.copytree, source_dir, host, symlinks=True, dirs_exist_ok=True)
             return
         await self._upload_through_sandbox(Path(source_dir), target_dir, as_file=False)
@@ -853,7 +641,7 @@ class LocalSandbox(BaseEnvironment):
             if host is None or host.is_symlink() or (host.exists() and not host.is_dir()):
                 through_sandbox.append(directory)
                 continue
-            await asyncio.to_thread(_empty_host_dir, host, chmod)
+            await asyncio.to_thread(empty_host_dir, host, chmod)
         return await super().empty_dirs(through_sandbox, chmod=chmod) if through_sandbox else None
 
     async def download_dir(self, source_dir: str, target_dir: Path | str) -> None:
@@ -861,7 +649,7 @@ class LocalSandbox(BaseEnvironment):
         target.mkdir(parents=True, exist_ok=True)
         host = self._host(source_dir, for_write=False)
         if host is not None and host.is_dir():
-            if not _same_dir(host, target):  # a bound log directory is already there
+            if not same_dir(host, target):  # a bound log directory is already there
                 await asyncio.to_thread(shutil.copytree, host, target, symlinks=True, dirs_exist_ok=True)
             return
         code, stdout, stderr = await self._run(["tar", "-C", source_dir, "-cf", "-", "."], user=None)

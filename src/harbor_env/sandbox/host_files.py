@@ -1,0 +1,41 @@
+"""Host-side file operations on a sandbox's folders that must not trust what the agent left."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tarfile
+from pathlib import Path
+
+
+def same_dir(a: Path, b: Path) -> bool:
+    """Whether two host paths are one directory (a bind-mounted log directory and its source)."""
+    with contextlib.suppress(OSError):
+        return a.samefile(b)
+    return False
+
+
+def extract_within(archive: Path, target: Path) -> None:
+    """Extract an archive the agent made: members tarfile's data filter refuses (absolute or
+    escaping links, devices) are skipped, not raised."""
+
+    def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        try:
+            return tarfile.data_filter(member, path)
+        except tarfile.FilterError:
+            return None
+
+    with contextlib.suppress(tarfile.TarError), tarfile.open(archive) as tar:
+        tar.extractall(target, filter=safe)
+
+
+def empty_host_dir(directory: Path, chmod: bool) -> None:
+    """Create `directory` or remove what is in it (never following symlinks); chmod 777 on request."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    if chmod:
+        directory.chmod(0o777)

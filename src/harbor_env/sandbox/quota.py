@@ -1,0 +1,46 @@
+"""The storage quota: a sandbox's writable root as a tmpfs of the task's storage_mb.
+
+The tmpfs is mounted in a mount namespace of its own (so it vanishes with the sandbox, even if
+this process is killed) and filled with what the host prepared; writing more fails with ENOSPC.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+# $1 size, $2 the tmpfs mount point, $3 the prepared root; the rest is the command to run.
+QUOTA_ROOT_SCRIPT = (
+    "size=$1 quota=$2 root=$3; shift 3; "
+    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" '
+    '&& mount --bind "$quota" "$root" && exec "$@"'
+)
+QUOTA_TOOLS = ("unshare", "mount", "cp")
+
+
+def quota_tools() -> dict[str, str] | None:
+    """Paths of the tools the quota needs, or None where it cannot be mounted (needs root)."""
+    tools = {tool: shutil.which(tool) for tool in QUOTA_TOOLS}
+    if os.geteuid() != 0 or not all(tools.values()):
+        return None
+    return {tool: path for tool, path in tools.items() if path}
+
+
+def with_storage_quota(argv: list[str], *, unshare: str, storage_mb: int, quota: Path, root: Path) -> list[str]:
+    """`argv` run on a tmpfs of `storage_mb` at `quota`, copied from and bound over `root`."""
+    return [
+        unshare,
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        QUOTA_ROOT_SCRIPT,
+        "sh",
+        f"{storage_mb}m",
+        str(quota),
+        str(root),
+        *argv,
+    ]
