@@ -1,15 +1,15 @@
 """LocalSandbox: a Harbor environment that runs a task on this host, without containers.
 
 Each sandbox is one bubblewrap process tree in its own mount, PID, IPC, UTS and (unless the
-task may use the network) network namespace. Its init keeps the namespaces alive between
-commands; every `exec` joins them with `nsenter`, so daemons an agent starts (tmux) survive
-from one command to the next exactly as in `docker exec`. Killing the init ends the PID
+task may use the network) network namespace. Its init (init.py) keeps the namespaces alive
+between commands; every `exec` joins them, through the sandbox's agent of the command server
+(commands.py; `nsenter` on hosts without root: nsenter.py), so daemons an agent starts (tmux)
+survive from one command to the next exactly as in `docker exec`. Killing the init ends the PID
 namespace, and with it every process the sandbox ever started.
 
-If this Python process dies, the kernel kills the init (bubblewrap's parent-death signal; the
-init also ends on EOF of its stdin), so a crash cannot leave a sandbox (or a daemon in it)
-running; its folder and cgroups are reaped later (reaper.py). Commands run without the
-capabilities to mount or touch cgroups (capabilities.py). When verification starts,
+If this Python process dies, the kernel kills the init, so a crash cannot leave a sandbox (or
+a daemon in it) running; its folder and cgroups are reaped later (reaper.py). Commands run
+without the capabilities to mount or touch cgroups (capabilities.py). When verification starts,
 `prepare_verifier` stops the agent's processes and, in the default fresh mode, moves the
 agent's WORKDIR into a new sandbox for the tests (verifier_isolation.py).
 """
@@ -17,17 +17,11 @@ agent's WORKDIR into a new sandbox for the tests (verifier_isolation.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
-import io
-import json
 import logging
 import os
-import posixpath
 import re
 import shutil
-import signal
-import tarfile
 import uuid
 from pathlib import Path
 from typing import IO, Any
@@ -48,10 +42,13 @@ from harbor_env.sandbox.capabilities import command_capability_numbers, init_bwr
 from harbor_env.sandbox.commands import AgentSpec, SandboxCommands, command_server
 from harbor_env.sandbox.config import LocalSandboxConfig
 from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, ImageLayout, sandbox_layout
+from harbor_env.sandbox.files import SandboxFiles
 from harbor_env.sandbox.filesystem import LogMounts, RootFilesystem, hidden_paths, normalize, plan_filesystem
-from harbor_env.sandbox.host_files import empty_host_dir, extract_within, same_dir
-from harbor_env.sandbox.host_support import check_rootfs, require_tools, start_failure_message
+from harbor_env.sandbox.host_files import extract_within
+from harbor_env.sandbox.host_support import check_rootfs, require_tools
+from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
+from harbor_env.sandbox.nsenter import nsenter_argv, run_process
 from harbor_env.sandbox.quota import quota_tools, with_storage_quota
 from harbor_env.sandbox.task_info import passwd_entry, read_task_toml, states_network, verifier_mode
 from harbor_env.verifier_isolation import run_isolation_command
@@ -75,7 +72,7 @@ def _warn_once(logger: logging.Logger, key: tuple[str, ...], message: str) -> No
         logger.warning(message)
 
 
-class LocalSandbox(BaseEnvironment):
+class LocalSandbox(SandboxFiles):
     """Runs a Harbor task on this host in a bubblewrap sandbox (no Docker daemon needed)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -93,8 +90,7 @@ class LocalSandbox(BaseEnvironment):
         if _HARBOR_AUTO_MOUNTING:
             kwargs.setdefault("auto_mounting", True)
         self._base = Path(self.config.rootfs or "/")
-        self._process: asyncio.subprocess.Process | None = None
-        self._init_pid: int | None = None
+        self._init: SandboxInit | None = None
         self._cgroup: CgroupLimits | None = None
         self._dir: Path | None = None
         self._fs: RootFilesystem | None = None
@@ -138,7 +134,7 @@ class LocalSandbox(BaseEnvironment):
     @property
     def init_pid(self) -> int | None:
         """Host PID of the sandbox's init (PID 1 of its namespace) while it runs."""
-        return self._init_pid
+        return self._init.pid if self._init is not None else None
 
     # ------------------------------------------------------------------ definition
 
@@ -239,13 +235,6 @@ class LocalSandbox(BaseEnvironment):
                     "sandboxes run without a storage quota",
                 )
 
-    def _namespace_args(self) -> list[str]:
-        args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--hostname", "sandbox"]
-        if os.geteuid() != 0:
-            # Unprivileged hosts: a user namespace makes the sandbox's user root inside.
-            args += ["--unshare-user", "--uid", "0", "--gid", "0"]
-        return args + ["--chdir", self._workdir(), "--setenv", "PATH", DEFAULT_PATH]
-
     async def start(self, force_build: bool) -> None:
         self._tools.update(require_tools(nsenter=self.command_path == "nsenter"))
         self._layout = self._read_layout()
@@ -317,78 +306,33 @@ class LocalSandbox(BaseEnvironment):
 
     async def _spawn_init(self) -> None:
         assert self._fs is not None and self._dir is not None
-        info_read, info_write = os.pipe()
-        argv = [
+        bwrap = [
             self._tools["bwrap"],
             *self._fs.bwrap_args(),
             *(privilege_drop(self._tools["setpriv"]).bwrap_args() if self.command_path == "nsenter" else []),
-            *self._namespace_args(),
+            *namespace_args(self._workdir(), DEFAULT_PATH),
             *init_bwrap_args(),
-            # The sandbox dies with this process, whatever its commands hold open: the kernel
-            # sends its init SIGKILL when the owner exits (stdin EOF below is the second way).
-            "--die-with-parent",
-            # Our shell is PID 1 (bash reaps orphans): signals from inside cannot kill it.
-            "--as-pid-1",
-            "--info-fd",
-            str(info_write),
-            "--",
-            self._init_shell(),
-            "-c",
-            # Tell the host we are ready, then live until the host closes our stdin (this
-            # process died). Then kill the whole namespace.
-            "echo ready; read _; kill -KILL -1",
         ]
-        if self._storage_mb is not None:
-            argv = self._with_storage_quota(argv)
-        if self._cgroup is not None:
-            argv = self._cgroup.wrap(argv)
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                pass_fds=(info_write,),
-                env={"PATH": DEFAULT_PATH},
-            )
-        finally:
-            os.close(info_write)
-        try:
-            assert self._process.stdout is not None
-            line = await asyncio.wait_for(self._process.stdout.readline(), self.config.start_timeout_sec)
-            if line.strip() != b"ready":
-                stderr = b""
-                if self._process.stderr is not None:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        stderr = await asyncio.wait_for(self._process.stderr.read(), 2)
-                raise LocalSandboxError(self._start_failure_message(stderr.decode(errors="replace").strip()))
-            info = json.loads(os.read(info_read, 65536) or b"{}")
-            self._init_pid = int(info["child-pid"])
-        except TimeoutError:
-            raise LocalSandboxError(
-                f"local sandbox: did not start within {self.config.start_timeout_sec} s "
-                "(raise start_timeout_sec if the host is overloaded)"
-            ) from None
-        finally:
-            os.close(info_read)
-
-    def _init_shell(self) -> str:
-        # bash reaps the orphans reparented to it; dash as PID 1 would leave them as zombies.
-        return self._shell()
-
-    def _with_storage_quota(self, argv: list[str]) -> list[str]:
-        """Run the init on a writable root of `storage_mb` (quota.py). The host then reaches the
-        private root only through the sandbox (tar over nsenter), so uploads count against it too."""
-        assert self._fs is not None and self._dir is not None and self._storage_mb is not None
-        quota = self._dir / "quota"
-        quota.mkdir()
-        self._fs.root_on_host = False
-        return with_storage_quota(
-            argv, unshare=self._tools["unshare"], storage_mb=self._storage_mb, quota=quota, root=self._fs.root
+        self._init = await SandboxInit.start(
+            bwrap,
+            shell=self._shell(),
+            wrap=self._wrap_init,
+            path=DEFAULT_PATH,
+            timeout_sec=self.config.start_timeout_sec,
         )
 
-    def _start_failure_message(self, stderr: str) -> str:
-        return start_failure_message(stderr)
+    def _wrap_init(self, argv: list[str]) -> list[str]:
+        """The init's command line inside the storage quota's root and the sandbox's cgroups."""
+        assert self._fs is not None and self._dir is not None
+        if self._storage_mb is not None:
+            # The host then reaches the private root only through the sandbox, so uploads count too.
+            quota = self._dir / "quota"
+            quota.mkdir()
+            self._fs.root_on_host = False
+            argv = with_storage_quota(
+                argv, unshare=self._tools["unshare"], storage_mb=self._storage_mb, quota=quota, root=self._fs.root
+            )
+        return self._cgroup.wrap(argv) if self._cgroup is not None else argv
 
     async def stop(self, delete: bool) -> None:
         try:
@@ -400,7 +344,7 @@ class LocalSandbox(BaseEnvironment):
         """Copy the agent's log folder from the quota's tmpfs into the trial (once the agent is
         done): through tar, as links and files, skipping whatever would land outside it."""
         host, self._agent_logs_host = self._agent_logs_host, None
-        if host is None or self._dir is None or self._process is None or self._process.returncode is not None:
+        if host is None or self._dir is None or self._init is None or self._init.exit_code is not None:
             return
         archive = self._dir / "agent-logs.tar"
         try:
@@ -428,21 +372,9 @@ class LocalSandbox(BaseEnvironment):
         commands, self._commands = self._commands, None
         if commands is not None:
             commands.close()
-        process, self._process = self._process, None
-        if process is not None:
-            if process.stdin is not None:
-                process.stdin.close()
-            if self._init_pid is not None:
-                # PID 1 of the namespace: the kernel kills every other process in it.
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self._init_pid, signal.SIGKILL)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        self._init_pid = None
+        init, self._init = self._init, None
+        if init is not None:
+            await init.stop()
         if self._cgroup is not None:
             await asyncio.to_thread(self._cgroup.destroy)
             self._cgroup = None
@@ -482,25 +414,11 @@ class LocalSandbox(BaseEnvironment):
         return (uid, gid), home
 
     def _require_running(self) -> int:
-        if self._init_pid is None or self._process is None:
+        if self._init is None:
             raise LocalSandboxError("local sandbox: not running (start() was not called, or it was stopped)")
-        if self._process.returncode is not None:
-            raise LocalSandboxError(
-                f"local sandbox: its init exited with {self._process.returncode}; the sandbox is gone"
-            )
-        return self._init_pid
-
-    def _enter_argv(self, init_pid: int, ids: tuple[int, int] | None, command: list[str]) -> list[str]:
-        """The command line that runs `command` in the sandbox through nsenter (hosts without root)."""
-        namespaces = ["-m", "-u", "-i", "-p"] + ([] if not self._network_isolated else ["-n"])
-        if os.geteuid() != 0:
-            namespaces = ["-U", "--preserve-credentials", *namespaces]
-        # nsenter needs the host's capabilities to join; setpriv then drops them (capabilities.py).
-        drop = privilege_drop(self._tools["setpriv"]).argv(*(ids or (None, None)))
-        argv = [self._tools["nsenter"], "-t", str(init_pid), *namespaces, "-r", "-w", "--", *drop, *command]
-        if self._cgroup is not None:
-            argv = self._cgroup.wrap(argv)
-        return argv
+        if self._init.exit_code is not None:
+            raise LocalSandboxError(f"local sandbox: its init exited with {self._init.exit_code}; the sandbox is gone")
+        return self._init.pid
 
     async def _run(
         self,
@@ -531,30 +449,17 @@ class LocalSandbox(BaseEnvironment):
                 stdout=stdout,
                 timeout_sec=timeout_sec,
             )
-        if cwd is not None:
-            # `cd` inside the sandbox: nsenter resolves its own --wd on the host side.
-            shell = self._shell()
-            command = [shell, "-c", 'cd -- "$1" || exit 1; shift; exec "$@"', shell, cwd, *command]
-        piped_stdin = isinstance(stdin, bytes)
-        process = await asyncio.create_subprocess_exec(
-            *self._enter_argv(init_pid, ids, command),
-            stdin=asyncio.subprocess.PIPE if piped_stdin else (stdin or asyncio.subprocess.DEVNULL),
-            stdout=stdout or asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            start_new_session=True,  # one process group, killed as a whole on timeout
+        argv = nsenter_argv(
+            self._tools,
+            init_pid,
+            command,
+            ids=ids,
+            network=self._network_isolated,
+            cgroup=self._cgroup,
+            cwd=cwd,
+            shell=self._shell(),
         )
-        try:
-            out, stderr = await asyncio.wait_for(process.communicate(stdin if piped_stdin else None), timeout_sec)
-        except (TimeoutError, asyncio.CancelledError):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(process.wait(), 5)
-            raise
-        code = process.returncode or 0
-        # A command killed by a signal reads as 128+N, as a shell and `docker exec` report it.
-        return (128 - code if code < 0 else code), out or b"", stderr
+        return await run_process(argv, env=env, stdin=stdin, stdout=stdout, timeout_sec=timeout_sec)
 
     async def _agent(self, init_pid: int) -> SandboxCommands:
         """This sandbox's command agent (command_server.py), started on the first command."""
@@ -593,86 +498,7 @@ class LocalSandbox(BaseEnvironment):
             return_code=code,
         )
 
-    # ------------------------------------------------------------------ files
-
     def _host(self, sandbox_path: str, *, for_write: bool) -> Path | None:
         if self._fs is None:
             raise LocalSandboxError("local sandbox: not running (start() was not called, or it was stopped)")
         return self._fs.host_path(sandbox_path, for_write=for_write)
-
-    async def upload_file(self, source_path: Path | str, target_path: str) -> None:
-        host = self._host(target_path, for_write=True)
-        if host is not None and not host.is_dir():
-            host.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(shutil.copy2, source_path, host)
-            return
-        await self._upload_through_sandbox(Path(source_path), target_path, as_file=True)
-
-    async def upload_dir(self, source_dir: Path | str, target_dir: str) -> None:
-        host = self._host(target_dir, for_write=True)
-        if host is not None:
-            if not same_dir(host, Path(source_dir)):  # a bound log directory is already there
-                await asyncio.to_thread(shutil.copytree, source_dir, host, symlinks=True, dirs_exist_ok=True)
-            return
-        await self._upload_through_sandbox(Path(source_dir), target_dir, as_file=False)
-
-    async def download_file(self, source_path: str, target_path: Path | str) -> None:
-        target = Path(target_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        host = self._host(source_path, for_write=False)
-        if host is not None and host.is_file():
-            await asyncio.to_thread(shutil.copy2, host, target)
-            return
-        code, stdout, stderr = await self._run(["/bin/cat", "--", source_path], user=None)
-        if code != 0:
-            raise FileNotFoundError(
-                f"local sandbox: cannot read {source_path}: {stderr.decode(errors='replace').strip()}"
-            )
-        target.write_bytes(stdout)
-
-    async def empty_dirs(self, dirs: Any, *, chmod: bool = True) -> ExecResult | None:
-        """Harbor's "exist and be empty" for each directory, through host paths where the host
-        reaches them (Harbor's log mounts, the private root): no command in the sandbox, which
-        Harbor runs twice per episode. Anything else (a symlink the agent planted on the way)
-        goes through the sandbox as in Harbor."""
-        through_sandbox = []
-        for directory in dirs:
-            host = self._host(str(directory), for_write=True)
-            if host is None or host.is_symlink() or (host.exists() and not host.is_dir()):
-                through_sandbox.append(directory)
-                continue
-            await asyncio.to_thread(empty_host_dir, host, chmod)
-        return await super().empty_dirs(through_sandbox, chmod=chmod) if through_sandbox else None
-
-    async def download_dir(self, source_dir: str, target_dir: Path | str) -> None:
-        target = Path(target_dir)
-        target.mkdir(parents=True, exist_ok=True)
-        host = self._host(source_dir, for_write=False)
-        if host is not None and host.is_dir():
-            if not same_dir(host, target):  # a bound log directory is already there
-                await asyncio.to_thread(shutil.copytree, host, target, symlinks=True, dirs_exist_ok=True)
-            return
-        code, stdout, stderr = await self._run(["tar", "-C", source_dir, "-cf", "-", "."], user=None)
-        if code != 0:
-            raise FileNotFoundError(
-                f"local sandbox: cannot read {source_dir}: {stderr.decode(errors='replace').strip()}"
-            )
-        with tarfile.open(fileobj=io.BytesIO(stdout)) as archive:
-            archive.extractall(target, filter="data")
-
-    async def _upload_through_sandbox(self, source: Path, target: str, *, as_file: bool) -> None:
-        """Copy into a path the host cannot write directly, with tar inside the sandbox."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            if as_file:
-                archive.add(source, arcname=posixpath.basename(target))
-            else:
-                archive.add(source, arcname=".")
-        directory = posixpath.dirname(target) if as_file else target
-        code, _, stderr = await self._run(
-            ["/bin/sh", "-c", 'mkdir -p -- "$0" && tar -C "$0" -xf -', directory],
-            user=None,
-            stdin=buffer.getvalue(),
-        )
-        if code != 0:
-            raise PermissionError(f"local sandbox: cannot write {target}: {stderr.decode(errors='replace').strip()}")
