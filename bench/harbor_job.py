@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HARBOR_TELEMETRY", "0")  # no network here; Job would post a job-finished event
+from harbor_env.testing.defaults import apply_environment_defaults  # noqa: E402
+
+apply_environment_defaults()  # before Harbor loads; no telemetry (Job would post a job-finished event)
 
 from harbor.job import Job  # noqa: E402
 from harbor.models.job.config import DatasetConfig, JobConfig  # noqa: E402

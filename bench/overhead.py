@@ -28,22 +28,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
-from common import (
-    SAMPLE_TASKS,
-    TERMINUS_OPTIONS,
-    Batch,
-    children_cpu_seconds,
-    cpu_seconds,
-    env_config,
-    env_server,
-    leak_notes,
-    markdown_table,
-    run_batch,
-    solving_model,
-    task_rows,
-    train_client,
-)
+from harbor_env.testing.defaults import apply_environment_defaults
+
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import common  # noqa: E402
+from common import TERMINUS_OPTIONS, markdown_table  # noqa: E402
+
+from harbor_env.testing.configs import env_config, task_rows  # noqa: E402
+from harbor_env.testing.env_server import env_server  # noqa: E402
+from harbor_env.testing.episodes import Batch, run_batch, solving_model, train_client  # noqa: E402
+from harbor_env.testing.processes import children_cpu_seconds, cpu_seconds, leak_notes  # noqa: E402
+from harbor_env.testing.tasks import SAMPLE_TASKS  # noqa: E402
 
 HARBOR_JOB_WORKER = Path(__file__).with_name("harbor_job.py")
 CONCURRENCIES = (1, 8, 32)
@@ -145,10 +141,10 @@ async def measure(quick: bool) -> tuple[list[list[Any]], list[str]]:
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="harbor-env-overhead-") as tmp:
         work = Path(tmp)
-        config = env_config(SAMPLE_TASKS, work / "env")
+        config = env_config(work / "env")
         tasks = list(task_rows(config).values())
         with solving_model(work) as (model, tokenizer):
-            client_config = train_client(model.base_url, tokenizer)
+            client_config = train_client(model, tokenizer)
             async with env_server(config) as server, harbor_job_worker(work / "harbor", model.base_url) as worker:
                 paths = {
                     "a": lambda c, k: run_batch(server.client, client_config, tasks * k, c),

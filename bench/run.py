@@ -32,7 +32,11 @@ import time
 import traceback
 from pathlib import Path
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
+from harbor_env.testing.defaults import apply_environment_defaults
+
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import common  # noqa: E402
 
 SECTIONS = ("overhead", "tokens", "lifecycle", "memory", "scaling")
 

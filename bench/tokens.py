@@ -19,11 +19,20 @@ import json
 import tempfile
 from pathlib import Path
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
+from harbor_env.testing.defaults import apply_environment_defaults  # noqa: E402
 
-from harbor_env.testing.inference import FakeInferenceServer
-from harbor_env.testing.policies import ScriptedPolicy, terminus_reply
-from harbor_env.testing.tokenizer import build_test_tokenizer
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import common  # noqa: E402
+
+from harbor_env.testing.configs import SAMPLING, env_config, task_rows  # noqa: E402
+from harbor_env.testing.env_server import env_server  # noqa: E402
+from harbor_env.testing.episodes import train_client  # noqa: E402
+from harbor_env.testing.inference import FakeInferenceServer  # noqa: E402
+from harbor_env.testing.policies import ScriptedPolicy, terminus_reply  # noqa: E402
+from harbor_env.testing.processes import processes_mentioning  # noqa: E402
+from harbor_env.testing.tasks import write_task  # noqa: E402
+from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
 TURNS = (5, 10, 20, 40)
 QUICK_TURNS = (5, 20)
@@ -45,16 +54,22 @@ async def measure(turn_counts: tuple[int, ...]) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="harbor-env-bench-tokens-") as tmp:
         work = Path(tmp)
         for n in turn_counts:
-            common.write_task(work / "tasks", f"turns-{n}", f"{marker(n)} Print a few lines, then finish.")
+            write_task(
+                work / "tasks",
+                f"turns-{n}",
+                instruction=f"{marker(n)} Print a few lines, then finish.",
+                agent_timeout=600,
+                verifier_timeout=30,
+            )
         tokenizer = build_test_tokenizer(work / "tokenizer")
-        config = common.env_config(work / "tasks", work)
-        rows = common.task_rows(config)
+        config = env_config(work, tasks=work / "tasks")
+        rows = task_rows(config)
         policy = ScriptedPolicy({marker(n): replies(n) for n in turn_counts}, default=[])
         with FakeInferenceServer(tokenizer, policy) as model:
-            async with common.env_server(config) as server:
-                client = common.train_client(model.base_url, tokenizer)
+            async with env_server(config) as server:
+                client = train_client(model, tokenizer)
                 episodes = await asyncio.gather(
-                    *(server.client.run(client, "test-model", common.SAMPLING, rows[f"turns-{n}"]) for n in turn_counts)
+                    *(server.client.run(client, "test-model", SAMPLING, rows[f"turns-{n}"]) for n in turn_counts)
                 )
             results = []
             for n, episode in zip(turn_counts, episodes, strict=False):
@@ -76,7 +91,7 @@ async def measure(turn_counts: tuple[int, ...]) -> list[dict]:
                         "stepwise_tokens": sum(len(c.prompt_ids) + len(c.completion_ids) for c in calls),
                     }
                 )
-        leaked = common.processes_mentioning(str(work / "sandboxes"))
+        leaked = processes_mentioning(str(work / "sandboxes"))
         if leaked:
             raise RuntimeError(f"sandbox processes left behind: {sorted(leaked)}")
     return results

@@ -1,0 +1,98 @@
+"""A verifiers env server in a spawned process of its own (prime-rl's path), and its client.
+
+The server runs one in-process `EnvServer` (`max_workers=1`), so its process is where episodes
+run: its PID is what CPU and memory readings measure. With `profile_to`, the server runs under
+cProfile and writes its stats there when stopped (bench/overhead.py attributes its CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import cProfile
+import multiprocessing
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from verifiers.v1.serve import EnvClient, env_config_data, serve_env
+
+STARTUP_TIMEOUT_S = 300  # importing verifiers, Harbor and the renderer takes ~30 s on a busy machine
+
+
+def _serve(profile_to: str | None, **kwargs: Any) -> None:
+    if profile_to is None:
+        serve_env(**kwargs)
+        return
+    profiler = cProfile.Profile()
+
+    def stop(*_: Any) -> None:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    profiler.enable()
+    serve_env(**kwargs)
+
+
+@contextlib.contextmanager
+def env_server_process(
+    config: Any, profile_to: Path | None = None
+) -> Iterator[tuple[multiprocessing.process.BaseProcess, str]]:
+    """The server process and its address; stopped (SIGTERM) on exit."""
+    context = multiprocessing.get_context("spawn")
+    addresses = context.Queue()
+    process = context.Process(
+        target=_serve,
+        args=(str(profile_to) if profile_to else None,),
+        kwargs={
+            "max_workers": 1,
+            "address": "tcp://127.0.0.1:0",
+            "address_queue": addresses,
+            "config_data": env_config_data(config),
+        },
+        daemon=True,
+    )
+    process.start()
+    try:
+        yield process, addresses.get(True, STARTUP_TIMEOUT_S)
+    finally:
+        process.terminate()
+        process.join(30)
+
+
+@dataclass
+class EnvServer:
+    """A verifiers env server in a spawned process, and a client connected to it."""
+
+    process: multiprocessing.process.BaseProcess
+    client: EnvClient
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+
+@contextlib.asynccontextmanager
+async def connected(address: str) -> AsyncIterator[EnvClient]:
+    """A client of the env server at `address`, once the server answers."""
+    client = EnvClient(address)
+    try:
+        await client.wait_for_server_startup(timeout=STARTUP_TIMEOUT_S)
+        yield client
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def env_server(config: Any, profile_to: Path | None = None) -> AsyncIterator[EnvServer]:
+    """An env server for `config` and a client of it, for the length of the block."""
+    with contextlib.ExitStack() as stack:
+        process, address = await asyncio.to_thread(stack.enter_context, env_server_process(config, profile_to))
+        async with connected(address) as client:
+            yield EnvServer(process, client)
