@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import cProfile
 import multiprocessing
-import os
-import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +26,12 @@ def _serve(profile_to: str | None, **kwargs: Any) -> None:
         serve_env(**kwargs)
         return
     profiler = cProfile.Profile()
-
-    def stop(*_: Any) -> None:
+    profiler.enable()
+    try:
+        serve_env(**kwargs)  # returns on SIGTERM (verifiers turns it into a graceful teardown)
+    finally:
         profiler.disable()
         profiler.dump_stats(profile_to)
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    profiler.enable()
-    serve_env(**kwargs)
 
 
 @contextlib.contextmanager
