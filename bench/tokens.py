@@ -124,7 +124,8 @@ async def measure(turn_counts: tuple[int, ...]) -> tuple[list[dict], list[dict]]
     return fixed, mix
 
 
-def ratio(rows: list[dict]) -> float:
+def branch_share(rows: list[dict]) -> float:
+    """Tokens in branches over step-wise tokens, summed over `rows`."""
     return sum(r["tokens_in_branches"] for r in rows) / sum(r["stepwise_tokens"] for r in rows)
 
 
@@ -142,7 +143,7 @@ async def section(out_dir: Path, quick: bool = False) -> str:
                 r["branches"],
                 r["tokens_in_branches"],
                 r["stepwise_tokens"],
-                f"{ratio([r]):.3f}",
+                f"{branch_share([r]):.3f}",
             ]
             for r in mix
         ],
@@ -191,7 +192,7 @@ async def section(out_dir: Path, quick: bool = False) -> str:
             mix_table,
             "",
             f"Over the mix ({sum(r['model_calls'] for r in mix)} model calls in {len(mix)} episodes, "
-            f"{sum(r['branches'] for r in mix)} branches): tokens in branches / step-wise = {ratio(mix):.3f}.",
+            f"{sum(r['branches'] for r in mix)} branches): tokens in branches / step-wise = {branch_share(mix):.3f}.",
         ]
     )
 
