@@ -16,42 +16,34 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-import common  # noqa: E402  (first: sets env vars before verifiers and Harbor load)
-import verifiers.v1 as vf  # noqa: E402
-from verifiers.v1.utils.loaders import resolve_env_config  # noqa: E402
+from harbor_env.testing.defaults import apply_environment_defaults
 
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import verifiers.v1 as vf  # noqa: E402
+
+from harbor_env.testing.configs import SAMPLING, env_config  # noqa: E402
+from harbor_env.testing.episodes import train_client  # noqa: E402
 from harbor_env.testing.inference import FakeInferenceServer  # noqa: E402
 from harbor_env.testing.policies import SolveEachTask  # noqa: E402
+from harbor_env.testing.tasks import SAMPLE_TASKS  # noqa: E402
 from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=Path, default=ROOT / "datasets" / "harbor_tasks")
+    parser.add_argument("--tasks", type=Path, default=SAMPLE_TASKS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="harbor-env-bench-") as tmp:
         work = Path(tmp)
         tokenizer = build_test_tokenizer(work / "tokenizer")
-        config = resolve_env_config(
-            {
-                "taskset": {"id": "harbor-env", "path": str(args.tasks)},
-                "agent": {
-                    "harness": {
-                        "id": "harbor-env",
-                        "environment": {"type": "local"},
-                        "trials_dir": str(work / "trials"),
-                    }
-                },
-            }
-        )
+        config = env_config(work, tasks=args.tasks)
         env = vf.load_environment(config)
         with FakeInferenceServer(tokenizer, SolveEachTask(args.tasks, duration=3)) as server:
             context = vf.ModelContext(
                 model="test-model",
-                client=common.train_client(server.base_url, tokenizer),
-                sampling=vf.SamplingConfig(temperature=1.0, max_tokens=4096),
+                client=train_client(server, tokenizer),
+                sampling=SAMPLING,
             )
             rows = []
             async with env.serving():

@@ -32,12 +32,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
-from harbor.models.task.task import Task
-from lifecycle import _environment_arguments
+from harbor_env.testing.defaults import apply_environment_defaults
 
-from harbor_env.sandbox import LocalSandbox
-from harbor_env.sandbox.commands import command_server
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import common  # noqa: E402
+from harbor.models.task.task import Task  # noqa: E402
+from lifecycle import _environment_arguments  # noqa: E402
+
+from harbor_env.sandbox import LocalSandbox  # noqa: E402
+from harbor_env.sandbox.commands import command_server  # noqa: E402
+from harbor_env.testing.processes import children_cpu_seconds, children_of, cpu_seconds  # noqa: E402
 
 TASK = common.SAMPLE_TASKS / "repair-config"
 MIX = Path(__file__).parent / "fixtures" / "episode_commands.json"
@@ -52,9 +57,9 @@ def outside_cpu_seconds() -> float:
     total = own.ru_utime + own.ru_stime
     server = command_server().pid
     if server is not None:
-        for pid in [server, *common.children_of(server)]:
+        for pid in [server, *children_of(server)]:
             try:
-                total += common.cpu_seconds(pid) + common.children_cpu_seconds(pid)
+                total += cpu_seconds(pid) + children_cpu_seconds(pid)
             except OSError:
                 pass  # an agent that ended since (its sandbox stopped)
     return total

@@ -5,14 +5,17 @@ are measured warm. It reads one JSON request per line on stdin and answers one J
 request on its original stdout; everything else it prints (Harbor's progress bar, logs) goes
 to stderr. It imports Harbor only, not verifiers, so it starts in a few seconds.
 
-Request: {"tasks", "jobs_dir", "sandbox_dir", "api_base", "agent_kwargs", "concurrency", "repeats",
-"job_name"}.
+Request: {"tasks", "jobs_dir", "sandbox_dir", "api_base", "agent", "agent_kwargs", "concurrency",
+"repeats", "job_name"}. `agent` is "terminus-2" (Harbor's stock Terminus-2 on LiteLLM) or
+"harbor-env" (`harbor_env.agent:InterceptedTerminus2`, the class harbor-env runs, given model
+credentials as a rollout gives them, so that it talks through its own `InterceptionLLM`).
 Answer: {"seconds", "episodes", "failures": [why, ...]} (the Job's wall time, Job.create included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -21,15 +24,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HARBOR_TELEMETRY", "0")  # no network here; Job would post a job-finished event
+from harbor_env.testing.defaults import apply_environment_defaults  # noqa: E402
+
+apply_environment_defaults()  # before Harbor loads; no telemetry (Job would post a job-finished event)
 
 from harbor.job import Job  # noqa: E402
 from harbor.models.job.config import DatasetConfig, JobConfig  # noqa: E402
 from harbor.models.trial.config import AgentConfig, EnvironmentConfig  # noqa: E402
 
+from harbor_env.agent import ModelCredentials, model_credentials  # noqa: E402
+
 LOCAL_SANDBOX = "harbor_env.sandbox:LocalSandbox"
+AGENTS = {"terminus-2": {"name": "terminus-2"}, "harbor-env": {"import_path": "harbor_env.agent:InterceptedTerminus2"}}
 
 
 def job_config(request: dict[str, Any]) -> JobConfig:
@@ -43,7 +49,7 @@ def job_config(request: dict[str, Any]) -> JobConfig:
         datasets=[DatasetConfig(path=Path(request["tasks"]))],
         agents=[
             AgentConfig(
-                name="terminus-2",
+                **AGENTS[request["agent"]],
                 model_name="openai/test-model",
                 kwargs={"api_base": request["api_base"], **request["agent_kwargs"]},
             )
@@ -63,10 +69,12 @@ def failure(result: Any) -> str | None:
 
 
 async def run_job(request: dict[str, Any]) -> dict[str, Any]:
-    started = time.perf_counter()
-    job = await Job.create(job_config(request))
-    result = await job.run()
-    seconds = time.perf_counter() - started
+    credentials = ModelCredentials(base_url=request["api_base"], api_key=os.environ["OPENAI_API_KEY"])
+    with model_credentials(credentials) if request["agent"] == "harbor-env" else contextlib.nullcontext():
+        started = time.perf_counter()
+        job = await Job.create(job_config(request))
+        result = await job.run()
+        seconds = time.perf_counter() - started
     shutil.rmtree(job.job_dir, ignore_errors=True)  # trial folders: logs, trajectories
     failures = [why for why in map(failure, result.trial_results) if why is not None]
     return {"seconds": seconds, "episodes": len(result.trial_results), "failures": failures}

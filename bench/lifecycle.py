@@ -19,13 +19,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
-from harbor.environments.base import BaseEnvironment
-from harbor.environments.docker.docker import DockerEnvironment
-from harbor.models.task.task import Task
-from harbor.models.trial.paths import TrialPaths
+from harbor_env.testing.defaults import apply_environment_defaults
 
-from harbor_env.sandbox import LocalSandbox
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import common  # noqa: E402
+from harbor.environments.base import BaseEnvironment  # noqa: E402
+from harbor.environments.docker.docker import DockerEnvironment  # noqa: E402
+from harbor.models.task.task import Task  # noqa: E402
+from harbor.models.trial.paths import TrialPaths  # noqa: E402
+
+from harbor_env.sandbox import LocalSandbox  # noqa: E402
 
 DEFAULT_TASK = common.SAMPLE_TASKS / "fix-python-bug"
 PHASES = ("start", "first exec", "verifier isolation", "stop", "total")

@@ -21,11 +21,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
+from harbor_env.testing.defaults import apply_environment_defaults  # noqa: E402
 
-from harbor_env.testing.inference import FakeInferenceServer, PolicyInput
-from harbor_env.testing.policies import terminus_reply
-from harbor_env.testing.tokenizer import build_test_tokenizer
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import common  # noqa: E402
+
+from harbor_env.testing.configs import SAMPLING, env_config, task_rows  # noqa: E402
+from harbor_env.testing.env_server import EnvServer, env_server  # noqa: E402
+from harbor_env.testing.episodes import train_client  # noqa: E402
+from harbor_env.testing.inference import FakeInferenceServer, PolicyInput  # noqa: E402
+from harbor_env.testing.policies import terminus_reply  # noqa: E402
+from harbor_env.testing.processes import processes_mentioning, rss_mb  # noqa: E402
+from harbor_env.testing.tasks import write_task  # noqa: E402
+from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
 CONCURRENCY = 32
 TARGET_MB = 30.0
@@ -88,30 +97,34 @@ def pss_mb(pid: int) -> float:
             if line.startswith("Pss:"):
                 return int(line.split()[1]) / 1024
     with contextlib.suppress(OSError):
-        return common.rss_mb(pid)
+        return rss_mb(pid)
     return 0.0
 
 
-async def run_together(
-    server: common.EnvServer, model: FakeInferenceServer, tokenizer: Path, row: dict, count: int
-) -> list:
-    client = common.train_client(model.base_url, tokenizer)
-    return await asyncio.gather(*(server.client.run(client, "test-model", common.SAMPLING, row) for _ in range(count)))
+async def run_together(server: EnvServer, model: FakeInferenceServer, tokenizer: Path, row: dict, count: int) -> list:
+    client = train_client(model, tokenizer)
+    return await asyncio.gather(*(server.client.run(client, "test-model", SAMPLING, row) for _ in range(count)))
 
 
 async def measure(quick: bool) -> dict:
     warmup, hold_s = (4, 3.0) if quick else (8, 10.0)
     with tempfile.TemporaryDirectory(prefix="harbor-env-bench-memory-") as tmp:
         work = Path(tmp)
-        common.write_task(work / "tasks", "hold", "[memory benchmark] Wait for the others, then finish.")
+        write_task(
+            work / "tasks",
+            "hold",
+            instruction="[memory benchmark] Wait for the others, then finish.",
+            agent_timeout=600,
+            verifier_timeout=30,
+        )
         tokenizer = build_test_tokenizer(work / "tokenizer")
-        config = common.env_config(work / "tasks", work)
-        row = common.task_rows(config)["hold"]
-        async with common.env_server(config) as server:
+        config = env_config(work, tasks=work / "tasks")
+        row = task_rows(config)["hold"]
+        async with env_server(config) as server:
             with FakeInferenceServer(tokenizer, HoldTogether(warmup, hold_s=0.5)) as model:
                 await run_together(server, model, tokenizer, row, warmup)
             await asyncio.sleep(1.0)
-            idle = common.rss_mb(server.pid)
+            idle = rss_mb(server.pid)
 
             policy = HoldTogether(CONCURRENCY, hold_s)
             samples: list[tuple[float, float, int, float]] = []  # (s, env-server RSS, sandbox processes, their PSS)
@@ -121,7 +134,7 @@ async def measure(quick: bool) -> dict:
                 while True:
                     below = await asyncio.to_thread(descendants, server.pid)
                     pss = sum(pss_mb(p) for p in below)
-                    samples.append((time.monotonic() - started, common.rss_mb(server.pid), len(below), pss))
+                    samples.append((time.monotonic() - started, rss_mb(server.pid), len(below), pss))
                     await asyncio.sleep(SAMPLE_EVERY_S)
 
             sampler = asyncio.create_task(sample())
@@ -134,9 +147,9 @@ async def measure(quick: bool) -> dict:
                     await sampler
             elapsed = time.monotonic() - started
             await asyncio.sleep(2.0)
-            after = common.rss_mb(server.pid)
+            after = rss_mb(server.pid)
             left_over = descendants(server.pid)
-        leaked = common.processes_mentioning(str(work / "sandboxes"))
+        leaked = processes_mentioning(str(work / "sandboxes"))
     failed = [e for e in episodes if not (e.traces and all(t.ok for t in e.traces))]
     peak = max(samples, key=lambda s: s[1])
     return {

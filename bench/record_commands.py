@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-import common  # noqa: F401, I001  (first: sets env vars before verifiers and Harbor load)
+from harbor_env.testing.defaults import apply_environment_defaults
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from episodes import SOLVING, env_config, run_in_process  # noqa: E402
+apply_environment_defaults()  # before verifiers and Harbor load
 
 from harbor_env.sandbox import LocalSandbox  # noqa: E402
+from harbor_env.testing.configs import env_config  # noqa: E402
+from harbor_env.testing.episodes import run_in_process  # noqa: E402
 from harbor_env.testing.inference import FakeInferenceServer  # noqa: E402
+from harbor_env.testing.policies import SOLVING  # noqa: E402
+from harbor_env.testing.tasks import TASK  # noqa: E402
 from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "episode_commands.json"
@@ -53,7 +53,7 @@ async def record() -> list[dict]:
         work = Path(tmp)
         tokenizer = build_test_tokenizer(work / "tokenizer")
         with FakeInferenceServer(tokenizer, SOLVING) as server:
-            episode = await run_in_process(env_config(work), server, tokenizer)
+            episode = await run_in_process(env_config(work, include=[TASK]), server, tokenizer)
     (trace,) = episode.traces
     if trace.reward != 1.0:
         raise SystemExit(f"the recorded episode did not solve its task (reward {trace.reward})")

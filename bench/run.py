@@ -11,6 +11,11 @@ Sections, in this order (NAME = module in bench/):
     scaling    throughput as concurrency grows
 
 --quick runs each section small (minutes, not tens of minutes); --only picks sections.
+After the sections, a verdict per target (none with --quick: small runs prove nothing):
+    a/c >= 0.95 at concurrency 8 and 32 (bench/overhead.py), and the env server's CPU per
+    episode at concurrency 32 (printed, for comparison with the baseline); the sandbox targets
+    come from `lifecycle.sandbox_targets(out_dir, quick)` when bench/lifecycle.py defines it
+    (a list of {"target", "met", "why"}, or an awaitable of one).
 Each section is printed as soon as it finishes, and OUT/results.md (a header with the date,
 machine and git commit, then every section) is rewritten after each one, so a failure late
 in the run keeps what came before. A section whose module is missing or that fails is
@@ -24,6 +29,8 @@ import argparse
 import asyncio
 import datetime
 import importlib
+import inspect
+import json
 import os
 import platform
 import subprocess
@@ -32,7 +39,11 @@ import time
 import traceback
 from pathlib import Path
 
-import common  # noqa: I001  (first: sets env vars before verifiers and Harbor load)
+from harbor_env.testing.defaults import apply_environment_defaults
+
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import common  # noqa: E402
 
 SECTIONS = ("overhead", "tokens", "lifecycle", "memory", "scaling")
 
@@ -87,6 +98,43 @@ async def run_section(name: str, out_dir: Path, quick: bool) -> tuple[str, bool]
         return f"### {name}\n\nFailed:\n\n```\n{traceback.format_exc()}```", False
 
 
+async def sandbox_verdicts(out_dir: Path, quick: bool) -> list[dict]:
+    """The sandbox targets (per-command child CPU, event-loop time, start->exec->stop against bare
+    bwrap), from bench/lifecycle.py's `sandbox_targets` where it is written; none otherwise."""
+    try:
+        lifecycle = importlib.import_module("lifecycle")
+    except ModuleNotFoundError:
+        return []
+    targets = getattr(lifecycle, "sandbox_targets", None)
+    if targets is None:
+        return [{"target": "sandbox targets", "met": None, "why": "bench/lifecycle.py has no sandbox_targets yet"}]
+    found = targets(out_dir, quick)
+    return list(await found if inspect.isawaitable(found) else found)
+
+
+async def verdicts(names: list[str], out_dir: Path, quick: bool) -> str:
+    """The targets' verdicts from what the sections left in `out_dir`."""
+    if quick:
+        return "### Verdicts\n\nNone: `--quick` runs are too small to judge a target by."
+    lines = ["### Verdicts", ""]
+    found: list[dict] = []
+    overhead = out_dir / "overhead.json"
+    if "overhead" in names and overhead.is_file():
+        result = json.loads(overhead.read_text())
+        found += result.get("verdicts", [])
+        figures = result.get("figures", {})
+        if "env_server_cpu_per_episode" in figures:
+            lines.append(
+                f"- env-server CPU per episode at concurrency {figures['cpu_concurrency']}: "
+                f"{figures['env_server_cpu_per_episode'] * 1000:.0f} ms (compare with the baseline)"
+            )
+    if "lifecycle" in names:
+        found += await sandbox_verdicts(out_dir, quick)
+    labels = {True: "met", False: "NOT MET", None: "not judged"}
+    lines += [f"- {labels[v['met']]}: {v['target']} ({v['why']})" for v in found]
+    return "\n".join(lines)
+
+
 async def run(names: list[str], out_dir: Path, quick: bool) -> bool:
     out_dir.mkdir(parents=True, exist_ok=True)
     report = [header(quick, names)]
@@ -99,6 +147,13 @@ async def run(names: list[str], out_dir: Path, quick: bool) -> bool:
         report.append(text)
         print(f"\n{text}\n\n({name}: {time.monotonic() - started:.0f} s)", flush=True)
         (out_dir / "results.md").write_text("\n\n".join(report) + "\n")
+    try:
+        text = await verdicts(names, out_dir, quick)
+    except Exception:
+        text, all_ran = f"### Verdicts\n\nFailed:\n\n```\n{traceback.format_exc()}```", False
+    report.append(text)
+    print(f"\n{text}", flush=True)
+    (out_dir / "results.md").write_text("\n\n".join(report) + "\n")
     print(f"\nwrote {out_dir / 'results.md'}")
     return all_ran
 

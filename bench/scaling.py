@@ -28,23 +28,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import common  # noqa: I001  (first: sets environment variables before verifiers and Harbor load)
-from agent_variants import VARIANTS
-from common import (
-    SAMPLE_TASKS,
-    TERMINUS_OPTIONS,
-    Batch,
+from harbor_env.testing.defaults import apply_environment_defaults
+
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import common  # noqa: E402
+from agent_variants import VARIANTS  # noqa: E402
+from common import TERMINUS_OPTIONS, markdown_table  # noqa: E402
+
+from harbor_env.testing.configs import env_config, task_rows  # noqa: E402
+from harbor_env.testing.env_server import env_server  # noqa: E402
+from harbor_env.testing.episodes import Batch, run_batch, solving_model, train_client  # noqa: E402
+from harbor_env.testing.processes import (  # noqa: E402
     children_cpu_seconds,
     cpu_seconds,
-    env_config,
-    env_server,
     leak_notes,
     machine_busy_seconds,
-    markdown_table,
-    run_batch,
-    solving_model,
-    task_rows,
-    train_client,
 )
 
 CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64)
@@ -276,10 +275,10 @@ async def sweep(out_dir: Path, quick: bool) -> tuple[list[dict[str, Any]], str, 
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="harbor-env-scaling-") as tmp:
         work = Path(tmp)
-        config = env_config(SAMPLE_TASKS, work)
+        config = env_config(work)
         with solving_model(work) as (model, tokenizer):
             async with env_server(config) as server:
-                setup = Setup(server, train_client(model.base_url, tokenizer), list(task_rows(config).values()))
+                setup = Setup(server, train_client(model, tokenizer), list(task_rows(config).values()))
                 meter = CpuMeter(server.pid, model._thread.native_id)  # type: ignore[union-attr]
                 await setup.batch(len(setup.rows), 1)  # warm-up, untimed
                 for concurrency in CONCURRENCIES:
@@ -384,15 +383,14 @@ async def compare(out_dir: Path, quick: bool, variant: str) -> str:
     with tempfile.TemporaryDirectory(prefix="harbor-env-compare-") as tmp:
         work = Path(tmp)
         configs = {
-            "current": env_config(SAMPLE_TASKS, work / "current"),
+            "current": env_config(work / "current"),
             variant: env_config(
-                SAMPLE_TASKS,
                 work / variant,
                 harness={"agent": {"import_path": VARIANTS[variant], "kwargs": TERMINUS_OPTIONS}},
             ),
         }
         with solving_model(work) as (model, tokenizer):
-            client_model = train_client(model.base_url, tokenizer)
+            client_model = train_client(model, tokenizer)
             async with env_server(configs["current"]) as current, env_server(configs[variant]) as other:
                 servers = {"current": current, variant: other}
                 setups = {

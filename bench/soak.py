@@ -24,23 +24,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401, I001  (first: sets env vars before verifiers and Harbor load)
-import verifiers.v1 as vf
-from common import (
-    EnvServer,
-    env_config,
-    env_server,
-    markdown_table,
-    processes_mentioning,
-    rss_mb,
-    task_rows,
-    train_client,
-    write_task,
-)
+from harbor_env.testing.defaults import apply_environment_defaults
 
-from harbor_env.testing.inference import FakeInferenceServer
-from harbor_env.testing.policies import ScriptedPolicy, script_then_finish, terminus_reply
-from harbor_env.testing.tokenizer import build_test_tokenizer
+apply_environment_defaults()  # before verifiers and Harbor load
+
+import verifiers.v1 as vf  # noqa: E402
+from common import markdown_table  # noqa: E402
+
+from harbor_env.testing.configs import env_config, task_rows  # noqa: E402
+from harbor_env.testing.env_server import EnvServer, env_server  # noqa: E402
+from harbor_env.testing.episodes import train_client  # noqa: E402
+from harbor_env.testing.inference import FakeInferenceServer  # noqa: E402
+from harbor_env.testing.policies import ScriptedPolicy, script_then_finish, terminus_reply  # noqa: E402
+from harbor_env.testing.processes import processes_mentioning, rss_mb  # noqa: E402
+from harbor_env.testing.tasks import write_task  # noqa: E402
+from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
 FAULT_TASKS = {
     # name: (test.sh, agent timeout, expected outcome)
@@ -66,9 +64,16 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="harbor-env-soak-") as tmp:
         work = Path(tmp)
         for name, (test_sh, agent_timeout, _) in FAULT_TASKS.items():
-            write_task(work / "tasks", name, f"Soak task {name}.", agent_timeout=agent_timeout, test_sh=test_sh)
+            write_task(
+                work / "tasks",
+                name,
+                instruction=f"Soak task {name}.",
+                agent_timeout=agent_timeout,
+                verifier_timeout=30,
+                test_sh=test_sh,
+            )
         tokenizer = build_test_tokenizer(work / "tokenizer")
-        config = env_config(work / "tasks", work)
+        config = env_config(work, tasks=work / "tasks")
         policy = ScriptedPolicy(
             {"Soak task agent-timeout": [terminus_reply("sleep 30\n", duration=10)]},
             default=script_then_finish("echo working\n"),
@@ -108,7 +113,7 @@ async def soak(
     async def one(kind: str) -> None:
         task = kind if kind in rows else "ok"
         expected = "errored" if kind.startswith("inference") else FAULT_TASKS[task][2]
-        model = train_client(fakes.get(kind, fakes["healthy"]).base_url, tokenizer)
+        model = train_client(fakes.get(kind, fakes["healthy"]), tokenizer)
         async with limit:
             episode = await server.client.run(model, "test-model", sampling, rows[task])
         ok = bool(episode.traces) and all(t.ok for t in episode.traces)

@@ -1,60 +1,32 @@
-"""Shared fixtures: small task folders, sandboxes, and a census of what sandboxes leave behind."""
+"""Shared fixtures: sandboxes, and episodes of HarborEnvironment (a fake inference server, one
+env server for the session and its client). The helpers live in harbor_env.testing; the names
+other test modules import from here are re-exported."""
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import inspect
-import os
-import textwrap
-from collections.abc import AsyncIterator
-from pathlib import Path
+from harbor_env.testing.defaults import apply_environment_defaults
 
-import pytest
+apply_environment_defaults()  # before Harbor or verifiers load; env servers inherit it
 
-# Tests never reach a model hub: tokenizers are built locally (env servers inherit this).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-list download at import
+import contextlib  # noqa: E402
+import importlib.util  # noqa: E402
+import inspect  # noqa: E402
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from harbor.environments.base import BaseEnvironment
-from harbor.models.task.task import Task
-from harbor.models.trial.paths import TrialPaths
+import pytest  # noqa: E402
+from harbor.environments.base import BaseEnvironment  # noqa: E402
+from harbor.models.task.task import Task  # noqa: E402
+from harbor.models.trial.paths import TrialPaths  # noqa: E402
 
-from harbor_env.sandbox import LocalSandbox
-from harbor_env.sandbox.commands import SERVER_PROGRAM
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE_TASKS = REPO / "datasets" / "harbor_tasks"
-
-
-def write_task(
-    root: Path,
-    name: str = "probe",
-    *,
-    dockerfile: str = "FROM debian:bookworm-slim\nWORKDIR /app\n",
-    task_toml: str = "",
-    files: dict[str, str] | None = None,
-    test_sh: str = "#!/bin/bash\necho 1 > /logs/verifier/reward.txt\n",
-    solve_sh: str = "#!/bin/bash\ntrue\n",
-) -> Path:
-    """A Harbor task folder; `files` are paths relative to the task folder."""
-    task = root / name
-    (task / "environment").mkdir(parents=True)
-    (task / "tests").mkdir()
-    (task / "solution").mkdir()
-    (task / "task.toml").write_text(
-        'version = "1.0"\n[verifier]\ntimeout_sec = 60.0\n[agent]\ntimeout_sec = 60.0\n' + textwrap.dedent(task_toml)
-    )
-    (task / "instruction.md").write_text("Probe task.\n")
-    (task / "environment" / "Dockerfile").write_text(dockerfile)
-    for path, text in {"tests/test.sh": test_sh, "solution/solve.sh": solve_sh, **(files or {})}.items():
-        (task / path).parent.mkdir(parents=True, exist_ok=True)
-        (task / path).write_text(text)
-        if path.endswith(".sh"):
-            (task / path).chmod(0o755)
-    return task
-
+from harbor_env.sandbox import LocalSandbox  # noqa: E402
+from harbor_env.testing.processes import (  # noqa: E402, F401
+    descendant_processes,
+    foreign_processes,
+    pid_namespace,
+    processes_in,
+)
+from harbor_env.testing.tasks import REPO, SAMPLE_TASKS, write_task  # noqa: E402, F401
 
 # Harbor 0.25 hands an environment its log directories as `auto_mounts` (bound to the host
 # only with `auto_mounting`); earlier versions as `mounts`, always bound.
@@ -91,72 +63,6 @@ async def running(sandbox: LocalSandbox) -> AsyncIterator[LocalSandbox]:
         await sandbox.stop(delete=True)
 
 
-def pid_namespace(pid: int | str) -> str | None:
-    with contextlib.suppress(OSError):
-        return os.readlink(f"/proc/{pid}/ns/pid")
-    return None
-
-
-def processes_in(namespace: str) -> list[int]:
-    """Host PIDs of the processes living in a PID namespace."""
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and pid_namespace(p) == namespace]
-
-
-def foreign_processes() -> set[tuple[int, str]]:
-    """Processes in another PID namespace than ours, plus bwrap/nsenter/tmux anywhere."""
-    ours = pid_namespace("self")
-    found = set()
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if pid_namespace(p) != ours or any(t in cmdline for t in ("bwrap", "nsenter", "tmux")):
-                found.add((int(p), cmdline.strip()))
-    return found
-
-
-def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
-    """This test process's descendants (env servers, sandboxes and what runs in them), so that
-    other work on a shared machine does not count (test_command_server.py checks that a command
-    server ends with its owner)."""
-    parents: dict[int, int] = {}
-    for p in os.listdir("/proc"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if p.isdigit():
-                parents[int(p)] = int(Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()[1])
-    found, frontier = set(), {root or os.getpid()}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    described = set()
-    for pid in found:
-        with contextlib.suppress(OSError):
-            described.add((pid, _cmdline(pid)))
-    # Not the command servers: one lives as long as the process that started it. Their agents
-    # (children with the same command line) end with their sandboxes: those count.
-    return {
-        (pid, cmd)
-        for pid, cmd in described
-        if not (_is_command_server(cmd) and not _is_command_server_pid(parents.get(pid)))
-    }
-
-
-def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-
-
-def _is_command_server(cmdline: str) -> bool:
-    return str(SERVER_PROGRAM) in cmdline
-
-
-def _is_command_server_pid(pid: int | None) -> bool:
-    try:
-        return pid is not None and _is_command_server(_cmdline(pid))
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     return tmp_path
@@ -165,4 +71,39 @@ def work(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------- HarborEnvironment episodes
 
 if importlib.util.find_spec("verifiers") is not None:  # the sandbox-only stack has no verifiers
-    from episode_fixtures import client, inference, served, served_work, tokenizer  # noqa: F401
+    from verifiers.v1.serve import EnvClient
+
+    from harbor_env.testing.configs import env_config
+    from harbor_env.testing.env_server import connected, env_server_process
+    from harbor_env.testing.inference import FakeInferenceServer
+    from harbor_env.testing.policies import SOLVING
+    from harbor_env.testing.tokenizer import build_test_tokenizer
+
+    @pytest.fixture(scope="session")
+    def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return build_test_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+    @pytest.fixture
+    def inference(tokenizer: Path) -> Iterator[FakeInferenceServer]:
+        with FakeInferenceServer(tokenizer, SOLVING) as server:
+            yield server
+
+    @pytest.fixture(scope="session")
+    def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+        """One env server process for the whole test session (starting one costs ~30 s of imports here).
+
+        Its taskset config does not limit what it runs: each request carries its task's folder.
+        Yields the server's address and its work folder (trials/ and sandboxes/ live there).
+        """
+        work = tmp_path_factory.mktemp("served")
+        with env_server_process(env_config(work, include=["repair-config"], keep_trials=True)) as (_, address):
+            yield address, work
+
+    @pytest.fixture
+    async def client(served: tuple[str, Path]) -> AsyncIterator[EnvClient]:
+        async with connected(served[0]) as client:
+            yield client
+
+    @pytest.fixture
+    def served_work(served: tuple[str, Path]) -> Path:
+        return served[1]

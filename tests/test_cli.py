@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE_TASKS, write_task
 from harbor.models.job.config import JobConfig
 from harbor.models.job.result import JobResult
 from harbor.viewer.scanner import JobScanner
 
 from harbor_env.launcher import cli
+from harbor_env.testing.cli_runs import config_with, eval_argv, local_source, run_cli
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
+from harbor_env.testing.tasks import REPO, SAMPLE_TASKS, write_task
 from harbor_env.testing.tokenizer import build_test_tokenizer
 
 CONFIGS = sorted((REPO / "configs").glob("*.toml"))
@@ -28,50 +29,6 @@ def no_docker_no_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def eval_argv(
-    config: Path, server: FakeInferenceServer, jobs_dir: Path, job: str, model: str = "m", *extra: str
-) -> list:
-    """`--eval` of `config` against the fake model server, into `jobs_dir/job`."""
-    return [
-        "--config",
-        config,
-        "--eval",
-        "--base-url",
-        server.base_url,
-        "--model",
-        model,
-        "--jobs-dir",
-        jobs_dir,
-        "--job-name",
-        job,
-        *extra,
-    ]
-
-
-def config_with(tmp: Path, source_env: str, name: str = "run.toml") -> Path:
-    """A minimal prime-rl config with one HarborEnvironment train source."""
-    path = tmp / name
-    path.write_text(
-        'max_steps = 2\n[model]\nname = "Qwen/Qwen3-0.6B"\n[orchestrator]\nbatch_size = 8\ngroup_size = 4\n'
-        '[[orchestrator.train.source]]\nname = "harbor"\n' + source_env
-    )
-    return path
-
-
-def local_source(tasks: Path, extra: str = "", include: list[str] | None = None) -> str:
-    return (
-        f'[orchestrator.train.source.env.taskset]\nid = "harbor-env"\npath = "{tasks}"\ninclude = {json.dumps(include or [])}\n'
-        '[orchestrator.train.source.env.agent.harness]\nid = "harbor-env"\n'
-        '[orchestrator.train.source.env.agent.harness.environment]\ntype = "local"\n' + extra
-    )
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)

@@ -15,30 +15,24 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_TASKS, foreign_processes, write_task
-from episodes import (
-    FAILING,
-    INFERENCE_KEY,
-    MARKER,
-    SOLVE,
-    SOLVING,
-    assert_tokens_match_the_model,
-    env_config,
-    run_episode,
-    run_in_process,
-    task_data,
-)
 from harbor.agents.terminus_2.terminus_2 import Terminus2
 from verifiers.v1.serve import EnvClient
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
+from harbor_env.testing.configs import env_config, task_data
+from harbor_env.testing.defaults import INFERENCE_KEY
+from harbor_env.testing.episodes import assert_tokens_match_the_model, run_episode, run_in_process
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import (
+    FAILING,
+    SOLVING,
     ScriptedPolicy,
     run_script,
     script_then_finish,
     terminus_reply,
 )
+from harbor_env.testing.processes import foreign_processes
+from harbor_env.testing.tasks import MARKER, SAMPLE_TASKS, SOLVE, TASK, write_task
 
 # ---------------------------------------------------------------------------- loading
 
@@ -56,14 +50,16 @@ def test_plugin_id_resolves_to_this_package() -> None:
 
 
 def test_taskset_loads_validates_and_filters(work: Path) -> None:
-    names = [t.data.name for t in load_taskset(env_config(work, include=[]).taskset)]
+    names = [t.data.name for t in load_taskset(env_config(work, keep_trials=True, include=[]).taskset)]
     assert names == sorted(p.name for p in SAMPLE_TASKS.iterdir())
-    tasks = list(load_taskset(env_config(work, include=["*-json", "git-*"]).taskset))
+    tasks = list(load_taskset(env_config(work, keep_trials=True, include=["*-json", "git-*"]).taskset))
     assert [(t.data.idx, t.data.name) for t in tasks] == [(0, "csv-to-json"), (1, "git-history")]
     assert tasks[0].data.prompt == (SAMPLE_TASKS / "csv-to-json" / "instruction.md").read_text()
     assert Path(tasks[0].data.task_dir) == SAMPLE_TASKS / "csv-to-json"
     # One task folder works as a path too.
-    single = list(load_taskset(env_config(work, tasks=SAMPLE_TASKS / "git-history", include=[]).taskset))
+    single = list(
+        load_taskset(env_config(work, keep_trials=True, tasks=SAMPLE_TASKS / "git-history", include=[]).taskset)
+    )
     assert [t.data.name for t in single] == ["git-history"]
 
 
@@ -71,7 +67,7 @@ def test_invalid_tasks_are_named_or_skipped(work: Path) -> None:
     write_task(work / "tasks", "good")
     broken = write_task(work / "tasks", "broken")
     (broken / "task.toml").write_text("[agent]\ntimeout_sec = 'soon'\n")
-    config = env_config(work, tasks=work / "tasks", include=[])
+    config = env_config(work, keep_trials=True, tasks=work / "tasks", include=[])
     from harbor_env.errors import InvalidTaskError
 
     with pytest.raises(InvalidTaskError, match=r"broken/task.toml: .*timeout_sec"):
@@ -99,17 +95,17 @@ def test_each_broken_task_folder_names_its_problem(breakage, message: str, work:
 
     breakage(write_task(work / "tasks"))
     with pytest.raises(InvalidTaskError, match=message):
-        list(load_taskset(env_config(work, tasks=work / "tasks" / "probe", include=[]).taskset))
+        list(load_taskset(env_config(work, keep_trials=True, tasks=work / "tasks" / "probe", include=[]).taskset))
 
 
 def test_missing_or_empty_task_paths(work: Path) -> None:
     from harbor_env.errors import InvalidTaskError
 
     with pytest.raises(InvalidTaskError, match=r"taskset path .*nowhere does not exist"):
-        list(load_taskset(env_config(work, tasks=work / "nowhere", include=[]).taskset))
+        list(load_taskset(env_config(work, keep_trials=True, tasks=work / "nowhere", include=[]).taskset))
     (work / "empty").mkdir()
     with pytest.raises(InvalidTaskError, match=r"no tasks in .*empty"):
-        list(load_taskset(env_config(work, tasks=work / "empty", include=[]).taskset))
+        list(load_taskset(env_config(work, keep_trials=True, tasks=work / "empty", include=[]).taskset))
 
 
 # ---------------------------------------------------------------------------- end to end
@@ -165,7 +161,7 @@ async def test_no_key_or_secret_is_written(
         {MARKER: script_then_finish("env; echo $OPENAI_API_KEY $WANDB_API_KEY\n", run_script(SOLVE), duration=3)}
     )
     with FakeInferenceServer(tokenizer, policy) as server:
-        episode = await run_in_process(env_config(work), server, tokenizer)
+        episode = await run_in_process(env_config(work, include=[TASK], keep_trials=True), server, tokenizer)
     assert episode.traces[0].reward == 1.0, episode.traces[0].errors
     assert_tokens_match_the_model(episode.traces[0], server)
     trajectory = next((work / "trials").rglob("trajectory.json")).read_text()
@@ -202,7 +198,12 @@ async def test_environment_failing_to_start_is_errored(
     work: Path, tokenizer: Path, inference: FakeInferenceServer
 ) -> None:
     missing = str(work / "missing-rootfs")
-    config = env_config(work, harness={"environment": {"type": "local", "kwargs": {"rootfs": missing}}})
+    config = env_config(
+        work,
+        include=[TASK],
+        keep_trials=True,
+        harness={"environment": {"type": "local", "kwargs": {"rootfs": missing}}},
+    )
     (trace,) = (await run_in_process(config, inference, tokenizer)).traces
     assert not trace.ok
     assert "rootfs" in trace.errors[-1].message and trace.rewards.get("reward") is None
@@ -229,7 +230,7 @@ async def test_agent_timeout_is_scored_by_the_verifier(client: EnvClient, work: 
 
 async def test_a_turn_refused_by_the_interception_ends_the_agent_cleanly(work: Path, tokenizer: Path) -> None:
     # One model call allowed: the solving script runs, the confirmation turn is refused.
-    config = env_config(work, agent={"max_turns": 1})
+    config = env_config(work, include=[TASK], keep_trials=True, agent={"max_turns": 1})
     with FakeInferenceServer(tokenizer, SOLVING) as server:
         (trace,) = (await run_in_process(config, server, tokenizer)).traces
         assert len(server.completions_of(trace.id)) == 1
@@ -239,7 +240,7 @@ async def test_a_turn_refused_by_the_interception_ends_the_agent_cleanly(work: P
 
 async def test_the_agents_turn_limit_is_scored(work: Path, tokenizer: Path) -> None:
     """Terminus-2's own `max_turns`: a policy that never finishes is stopped and scored."""
-    config = env_config(work, harness={"agent": {"max_turns": 2}})
+    config = env_config(work, include=[TASK], keep_trials=True, harness={"agent": {"max_turns": 2}})
     never_done = ScriptedPolicy({}, default=[terminus_reply("echo still working\n")])
     with FakeInferenceServer(tokenizer, never_done) as server:
         (trace,) = (await run_in_process(config, server, tokenizer)).traces
@@ -303,7 +304,7 @@ async def test_the_trajectory_is_written_once_with_every_turn(
         lambda self, index: (writes.append(index), dump(self, index))[1],
     )
     with FakeInferenceServer(tokenizer, SOLVING) as server:
-        (trace,) = (await run_in_process(env_config(work), server, tokenizer)).traces
+        (trace,) = (await run_in_process(env_config(work, include=[TASK], keep_trials=True), server, tokenizer)).traces
         calls = len(server.completions_of(trace.id))
     assert trace.ok and trace.reward == 1.0, trace.errors
     assert calls >= 3 and writes == [0]

@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import foreign_processes, write_task
-from episodes import SOLVING, run_episode, task_data
 from verifiers.v1.serve import EnvClient
 
+from harbor_env.testing.configs import task_data
+from harbor_env.testing.episodes import run_episode
 from harbor_env.testing.inference import FakeInferenceServer
-from harbor_env.testing.policies import ScriptedPolicy, script_then_finish, terminus_reply
+from harbor_env.testing.policies import SOLVING, ScriptedPolicy, script_then_finish, terminus_reply
+from harbor_env.testing.processes import foreign_processes
+from harbor_env.testing.tasks import TASK, write_task
 
 QUICK = ScriptedPolicy({}, default=script_then_finish("ls\n"))
 
@@ -115,9 +117,11 @@ async def test_the_env_server_keeps_serving_after_faults(client: EnvClient, toke
 async def test_a_cancelled_episode_leaves_nothing_behind(work: Path, tokenizer: Path) -> None:
     """prime-rl cancels stale rollouts: no sandbox, tmux server, trial folder or descriptor survives."""
     import verifiers.v1 as vf
-    from episodes import SAMPLING, env_config, train_client
 
-    config = env_config(work, harness={"keep_trials": False})
+    from harbor_env.testing.configs import SAMPLING, env_config
+    from harbor_env.testing.episodes import train_client
+
+    config = env_config(work, include=[TASK], harness={"keep_trials": False})
     env = vf.load_environment(config)
     task = next(iter(env.taskset))
     policy = ScriptedPolicy({}, default=[terminus_reply("tmux new -d -s extra 'sleep 300'; sleep 300\n", duration=60)])
@@ -144,11 +148,17 @@ async def test_a_cancelled_episode_leaves_nothing_behind(work: Path, tokenizer: 
 
 @pytest.mark.parametrize("retries", [0, 1])
 async def test_failures_before_the_agent_starts_are_retried(retries: int, work: Path, tokenizer: Path) -> None:
-    from episodes import SOLVING as solving
-    from episodes import env_config, run_in_process
+    from harbor_env.testing.configs import env_config
+    from harbor_env.testing.episodes import run_in_process
+    from harbor_env.testing.policies import SOLVING as solving
 
     environment = {"import_path": "flaky_sandbox:FlakyOnceSandbox", "kwargs": {"sandbox_dir": str(work / "sandboxes")}}
-    config = env_config(work, harness={"environment": environment, "retries": retries, "retry_backoff_sec": 0.1})
+    config = env_config(
+        work,
+        include=[TASK],
+        keep_trials=True,
+        harness={"environment": environment, "retries": retries, "retry_backoff_sec": 0.1},
+    )
     with FakeInferenceServer(tokenizer, solving) as server:
         (trace,) = (await run_in_process(config, server, tokenizer)).traces
     if retries == 0:
@@ -159,9 +169,10 @@ async def test_failures_before_the_agent_starts_are_retried(retries: int, work: 
 
 async def test_failures_after_the_agent_started_are_not_retried(work: Path, tokenizer: Path) -> None:
     """A retry then would put two attempts' tokens in one trace: the episode is errored instead."""
-    from episodes import env_config, run_in_process
+    from harbor_env.testing.configs import env_config
+    from harbor_env.testing.episodes import run_in_process
 
-    config = env_config(work, harness={"retries": 2, "retry_backoff_sec": 0.1})
+    config = env_config(work, include=[TASK], keep_trials=True, harness={"retries": 2, "retry_backoff_sec": 0.1})
     with FakeInferenceServer(tokenizer, QUICK, fault="http_500") as server:
         (trace,) = (await run_in_process(config, server, tokenizer)).traces
     assert not trace.ok and trace.rewards.get("reward") is None
@@ -171,9 +182,11 @@ async def test_failures_after_the_agent_started_are_not_retried(work: Path, toke
 async def test_episodes_do_not_accumulate_descriptors(work: Path, tokenizer: Path) -> None:
     """An env server lives for days: descriptors must not grow with the episodes it has run."""
     import verifiers.v1 as vf
-    from episodes import SAMPLING, env_config, train_client
 
-    env = vf.load_environment(env_config(work, include=["git-history"]))
+    from harbor_env.testing.configs import SAMPLING, env_config
+    from harbor_env.testing.episodes import train_client
+
+    env = vf.load_environment(env_config(work, keep_trials=True, include=["git-history"]))
     task = next(iter(env.taskset))
     with FakeInferenceServer(tokenizer, QUICK) as server:
         context = vf.ModelContext(model="test-model", client=train_client(server, tokenizer), sampling=SAMPLING)
@@ -188,10 +201,13 @@ async def test_episodes_do_not_accumulate_descriptors(work: Path, tokenizer: Pat
 async def test_a_hung_inference_server_errors_the_episode(work: Path, tokenizer: Path, caplog) -> None:
     """A model call that never returns is the server's failure, not the agent's: errored, and
     long before the task's agent timeout (which would have been scored)."""
-    from episodes import env_config, run_in_process
+    from harbor_env.testing.configs import env_config
+    from harbor_env.testing.episodes import run_in_process
 
     task = write_task(work / "tasks", "hang", test_sh="#!/bin/bash\necho 0 > /logs/verifier/reward.txt\n")
-    config = env_config(work, tasks=work / "tasks", include=["hang"], harness={"agent": {"model_timeout_sec": 2}})
+    config = env_config(
+        work, keep_trials=True, tasks=work / "tasks", include=["hang"], harness={"agent": {"model_timeout_sec": 2}}
+    )
     assert "timeout_sec = 60.0" in (task / "task.toml").read_text()  # the agent's own timeout
     started = time.monotonic()
     with FakeInferenceServer(tokenizer, QUICK, fault="hang") as server, caplog.at_level(logging.WARNING):
@@ -204,12 +220,14 @@ async def test_a_hung_inference_server_errors_the_episode(work: Path, tokenizer:
 
 
 async def test_an_environment_slower_than_its_start_timeout_is_errored_and_retried(work: Path, tokenizer: Path) -> None:
-    from episodes import env_config, run_in_process
+    from harbor_env.testing.configs import env_config
+    from harbor_env.testing.episodes import run_in_process
 
     write_task(work / "tasks", "slow", task_toml="[environment]\nbuild_timeout_sec = 1.0\n")
     environment = {"import_path": "flaky_sandbox:SlowStartSandbox", "kwargs": {"sandbox_dir": str(work / "sandboxes")}}
     config = env_config(
         work,
+        keep_trials=True,
         tasks=work / "tasks",
         include=["slow"],
         harness={"environment": environment, "retries": 1, "retry_backoff_sec": 0.1},

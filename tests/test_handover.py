@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE_TASKS
 
 from harbor_env.launcher import cli
 from harbor_env.launcher.handover import PrimeRL
+from harbor_env.testing.tasks import REPO, SAMPLE_TASKS
 
 PINNED_VERIFIERS_VERSION = "0.3.1.dev62"
 UPSTREAM_VERIFIERS = REPO.parent / "shared" / "upstream" / "verifiers-a60a606.tar.gz"

@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_TASKS
 from harbor.models.trial.result import ExceptionInfo, TrialResult
 from harbor.models.verifier.result import VerifierResult
 from pydantic import ValidationError
-from test_trials import run_trial
 
 from harbor_env.harness import HarborTrialHarness, HarborTrialHarnessConfig
 from harbor_env.outcome import interpret
 from harbor_env.taskset import HarborTaskset, HarborTasksetConfig
+from harbor_env.testing.tasks import SAMPLE_TASKS
+from harbor_env.testing.trials import run_trial
 
 try:  # Harbor 0.25+
     from harbor.models.trial import error_policy

@@ -11,13 +11,15 @@ import aiohttp
 import pytest
 import verifiers.v1 as vf
 from aiohttp import web
-from episodes import MARKER, SOLVE, env_config, run_in_process
 from harbor.llms.base import ContextLengthExceededError
 
 from harbor_env.errors import ModelCallFailed, RolloutStopped
 from harbor_env.interception_llm import InterceptionLLM
+from harbor_env.testing.configs import env_config
+from harbor_env.testing.episodes import run_in_process
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish, terminus_reply
+from harbor_env.testing.tasks import MARKER, SOLVE, TASK
 
 CUT_REPLY_WARNING = "ERROR!! NONE of the actions you just requested were performed"
 
@@ -109,7 +111,10 @@ async def test_a_reply_cut_at_max_tokens_is_the_agents_problem(work: Path, token
     policy = ScriptedPolicy({MARKER: [rambling, *script_then_finish(run_script(SOLVE), duration=3)]})
     with FakeInferenceServer(tokenizer, policy) as server:
         episode = await run_in_process(
-            env_config(work), server, tokenizer, vf.SamplingConfig(temperature=1.0, max_tokens=800)
+            env_config(work, include=[TASK], keep_trials=True),
+            server,
+            tokenizer,
+            vf.SamplingConfig(temperature=1.0, max_tokens=800),
         )
         (trace,) = episode.traces
         calls = server.completions_of(trace.id)
@@ -126,7 +131,7 @@ async def test_a_prompt_over_the_context_window(work: Path, tokenizer: Path) -> 
     Harbor's context-length outcome; verifiers 0.3 stops the rollout (context_length), the agent
     ends cleanly and the verifier scores what was done."""
     with FakeInferenceServer(tokenizer, ScriptedPolicy({}), max_model_len=300) as server:
-        (trace,) = (await run_in_process(env_config(work), server, tokenizer)).traces
+        (trace,) = (await run_in_process(env_config(work, include=[TASK], keep_trials=True), server, tokenizer)).traces
         assert server.records == []  # nothing reached the model
     if version("verifiers").startswith("0.3."):
         assert trace.ok and trace.stop_condition == "context_length", trace.errors

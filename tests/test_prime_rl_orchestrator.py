@@ -32,7 +32,7 @@ from prime_rl_batches import check_step, format_table, read_episode_records, unp
 from prime_rl_stub_trainer import StubTrainer
 
 from harbor_env.testing.inference import FakeInferenceServer, PolicyInput
-from harbor_env.testing.policies import RotatingPolicy, ScriptedPolicy, SolveEachTaskWhenDone
+from harbor_env.testing.policies import RotatingPolicy, ScriptedPolicy, SolveEachTask
 from harbor_env.testing.tokenizer import build_test_model
 
 HAVE_PRIME_RL = importlib.util.find_spec("prime_rl") is not None
@@ -56,7 +56,7 @@ FAULTED_SESSION_INDEX = 2
 
 def scripted_policy() -> RotatingPolicy:
     # "solve" types the task's oracle solution and finishes once it has run; "fail" looks around.
-    return RotatingPolicy({"solve": SolveEachTaskWhenDone(TASKS), "fail": ScriptedPolicy({})})
+    return RotatingPolicy({"solve": SolveEachTask(TASKS, wait_until_done=True), "fail": ScriptedPolicy({})})
 
 
 def free_port() -> int:

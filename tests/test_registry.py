@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_task
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
 from harbor_env.errors import DatasetUnavailableError
 from harbor_env.taskset import HarborTaskset
+from harbor_env.testing.tasks import write_task
 
 NAMES = ["alpha", "beta", "gamma"]
 
@@ -129,8 +129,7 @@ def test_processes_starting_together_download_once(registry, tmp_path: Path) -> 
 def test_dry_run_and_eval_of_a_registry_source(registry, tmp_path: Path, capsys, monkeypatch) -> None:
     """From a config file: the dry run says where the tasks come from and whether they were
     cached; --eval runs them."""
-    from test_cli import config_with, eval_argv, run_cli
-
+    from harbor_env.testing.cli_runs import config_with, eval_argv, run_cli
     from harbor_env.testing.inference import FakeInferenceServer
     from harbor_env.testing.policies import ScriptedPolicy
     from harbor_env.testing.tokenizer import build_test_tokenizer

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_TASKS
-from test_cli import config_with, eval_argv, local_source
 
 from harbor_env.datasets.sft_export import main as export
 from harbor_env.launcher import cli
+from harbor_env.testing.cli_runs import config_with, eval_argv, local_source
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
+from harbor_env.testing.tasks import SAMPLE_TASKS
 from harbor_env.testing.tokenizer import build_test_tokenizer
 
 API_KEY = "sk-eval-secret-0123456789abcdef"

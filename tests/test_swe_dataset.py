@@ -9,12 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_trials import reward_of, run_trial
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
 from harbor_env.datasets.swe_source import main as convert
 from harbor_env.datasets.swe_template import SweTemplateConfig, label_of_test, resolve_template
 from harbor_env.errors import SweRowError
+from harbor_env.testing.trials import reward_of, run_trial
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
 TESTS = "import unittest\n\nfrom calc import add, mul, sub\n\n\nclass TestCalc(unittest.TestCase):\n    def test_sub(self):\n        self.assertEqual(sub(5, 3), 2)\n"
@@ -180,8 +180,7 @@ def test_c2bug_preset_speaks_django() -> None:
 def test_dry_run_and_eval_of_a_swe_source(rows: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     """From a config file: the dry run names the data set and the cache; --eval runs real
     Terminus-2 episodes on a converted task (a policy that applies the fix scores 1)."""
-    from test_cli import config_with, eval_argv, run_cli
-
+    from harbor_env.testing.cli_runs import config_with, eval_argv, run_cli
     from harbor_env.testing.inference import FakeInferenceServer
     from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
     from harbor_env.testing.tokenizer import build_test_tokenizer

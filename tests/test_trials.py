@@ -8,41 +8,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_TASKS, foreign_processes, write_task
 from harbor.models.task.task import Task
-from harbor.models.trial.config import (
-    AgentConfig,
-    EnvironmentConfig,
-    TaskConfig,
-    TrialConfig,
-)
-from harbor.models.trial.result import TrialResult
-from harbor.trial.trial import Trial
 
 from harbor_env.errors import LocalSandboxError
 from harbor_env.sandbox.limits import CGROUP_ROOT
+from harbor_env.testing.processes import foreign_processes
+from harbor_env.testing.tasks import SAMPLE_TASKS, write_task
+from harbor_env.testing.trials import reward_of, run_trial
 
 TASK_NAMES = sorted(p.name for p in SAMPLE_TASKS.iterdir() if (p / "task.toml").is_file())
-
-
-async def run_trial(task: Path, work: Path, agent: str, **sandbox_kwargs) -> TrialResult:
-    config = TrialConfig(
-        task=TaskConfig(path=task),
-        trials_dir=work / "trials",
-        agent=AgentConfig(name=agent),
-        environment=EnvironmentConfig(
-            import_path="harbor_env.sandbox:LocalSandbox",
-            kwargs={"sandbox_dir": str(work / "sandboxes"), **sandbox_kwargs},
-        ),
-    )
-    trial = await Trial.create(config)
-    return await trial.run()
-
-
-def reward_of(result: TrialResult) -> float:
-    assert result.exception_info is None, result.exception_info
-    assert result.verifier_result is not None
-    return result.verifier_result.rewards["reward"]
 
 
 def test_sample_tasks_are_valid_harbor_tasks() -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harbor_env.testing.inference import Policy, PolicyInput
+from harbor_env.testing.tasks import MARKER, SAMPLE_TASKS, TASK
 
 
 def terminus_reply(*keystrokes: str, task_complete: bool = False, duration: float = 0.2) -> str:
@@ -77,50 +78,53 @@ class RotatingPolicy:
         return self.plans[self.plan_of(request.session_id)](request)
 
 
-class SolveEachTask:
-    """Replies with the solution script (`solution/solve.sh`) of whichever task in `tasks` the
-    prompt is about (the first line of its instruction), then finishes."""
-
-    def __init__(self, tasks: Path, duration: float = 0.5):
-        self.scripts = {
-            (task / "instruction.md").read_text().splitlines()[0]: script_then_finish(
-                run_script((task / "solution" / "solve.sh").read_text()), duration=duration
-            )
-            for task in sorted(tasks.iterdir())
-            if (task / "solution" / "solve.sh").is_file()
-        }
-
-    def __call__(self, request: PolicyInput) -> str:
-        for marker, replies in self.scripts.items():
-            if marker in request.prompt:
-                return replies[min(request.turn, len(replies) - 1)]
-        raise KeyError("the prompt matches no sample task")
-
-
 SOLVED_MARKER = "POLICY-EXIT-42"  # typed as $((40+2)): only the echo's output holds it
 
 
-class SolveEachTaskWhenDone(SolveEachTask):
-    """SolveEachTask that says the task is complete only once the solution script has exited (its
-    marker shows in the terminal), waiting otherwise. On a loaded machine a fixed wait loses the
-    race, and the verifier scores a half-run script (reward 0 that is no fault of the runner)."""
+class SolveEachTask:
+    """Replies with the solution script (`solution/solve.sh`) of whichever task in `tasks` the
+    prompt is about (the first line of its instruction), then says the task is complete.
 
-    def __init__(self, tasks: Path, duration: float = 0.5):
+    `include` limits the tasks it knows; a prompt about none of them gets `fallback` (an error
+    without one). With `wait_until_done`, it says the task is complete only once the script has
+    exited (its marker shows in the terminal), waiting otherwise: on a loaded machine a fixed
+    wait loses the race, and the verifier scores a half-run script (reward 0 that is no fault
+    of the runner)."""
+
+    def __init__(
+        self,
+        tasks: Path,
+        *,
+        include: Sequence[str] | None = None,
+        duration: float = 0.5,
+        wait_until_done: bool = False,
+        fallback: Sequence[str] | None = None,
+    ):
         self.duration = duration
-        self.scripts = {
-            (task / "instruction.md").read_text().splitlines()[0]: [
-                terminus_reply(
-                    run_script((task / "solution" / "solve.sh").read_text()) + "echo POLICY-EXIT-$((40+2))\n",
-                    duration=duration,
-                )
-            ]
-            for task in sorted(tasks.iterdir())
-            if (task / "solution" / "solve.sh").is_file()
-        }
+        self.wait_until_done = wait_until_done
+        self.fallback = fallback
+        self.scripts: dict[str, list[str]] = {}
+        for task in sorted(tasks.iterdir()):
+            if not (task / "solution" / "solve.sh").is_file() or (include is not None and task.name not in include):
+                continue
+            keystrokes = run_script((task / "solution" / "solve.sh").read_text())
+            marker = (task / "instruction.md").read_text().splitlines()[0]
+            if wait_until_done:
+                self.scripts[marker] = [terminus_reply(keystrokes + "echo POLICY-EXIT-$((40+2))\n", duration=duration)]
+            else:
+                self.scripts[marker] = script_then_finish(keystrokes, duration=duration)
 
     def __call__(self, request: PolicyInput) -> str:
-        if request.turn == 0:
-            return super().__call__(request)
-        if SOLVED_MARKER in request.prompt:
-            return terminus_reply(task_complete=True)  # twice: Terminus-2 asks to confirm
-        return terminus_reply("", duration=self.duration)
+        if self.wait_until_done and request.turn > 0:
+            if SOLVED_MARKER in request.prompt:
+                return terminus_reply(task_complete=True)  # twice: Terminus-2 asks to confirm
+            return terminus_reply("", duration=self.duration)
+        replies = next((r for marker, r in self.scripts.items() if marker in request.prompt), self.fallback)
+        if replies is None:
+            raise KeyError("the prompt matches no task this policy solves")
+        return replies[min(request.turn, len(replies) - 1)]
+
+
+# The tests' policies for the sample task `repair-config`: one that solves it, one that only looks.
+SOLVING = SolveEachTask(SAMPLE_TASKS, include=[TASK], duration=3, fallback=script_then_finish("ls\n"))
+FAILING = ScriptedPolicy({MARKER: script_then_finish("cat /app/service/config.ini\n")})

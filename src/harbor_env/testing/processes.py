@@ -1,0 +1,126 @@
+"""Readings from /proc: which processes a run left, and what CPU and memory each part used
+(independent of how busy the shared machine is)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from harbor_env.sandbox.commands import SERVER_PROGRAM
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def command_line(pid: int | str) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _stat_fields(path: str) -> list[str]:
+    return Path(path).read_text().rpartition(")")[2].split()  # fields from the 3rd (state) on
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU time (user + system) of a process, all its threads, or of one of its threads."""
+    fields = _stat_fields(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat")
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """CPU time of a process's children that it has reaped (e.g. the sandboxes' processes)."""
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    return (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idle (this run and whatever else runs)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS  # minus idle and iowait
+
+
+def processes_mentioning(text: str) -> set[int]:
+    """PIDs whose command line contains `text` (e.g. a run's sandbox folder)."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and text in command_line(pid):
+                found.add(int(pid))
+    return found
+
+
+def leak_notes(sandboxes: Path) -> list[str]:
+    """What a run left behind under its sandbox folder: processes and folders (none is right)."""
+    leaked = processes_mentioning(str(sandboxes))
+    folders = list(sandboxes.iterdir()) if sandboxes.exists() else []
+    return [f"leak: {len(leaked)} processes, {len(folders)} folders under {sandboxes}"] if leaked or folders else []
+
+
+def pid_namespace(pid: int | str) -> str | None:
+    with contextlib.suppress(OSError):
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    return None
+
+
+def processes_in(namespace: str) -> list[int]:
+    """Host PIDs of the processes living in a PID namespace."""
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and pid_namespace(p) == namespace]
+
+
+def foreign_processes() -> set[tuple[int, str]]:
+    """Processes in another PID namespace than ours, plus bwrap/nsenter/tmux anywhere."""
+    ours = pid_namespace("self")
+    found = set()
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = command_line(p)
+            if pid_namespace(p) != ours or any(t in cmdline for t in ("bwrap", "nsenter", "tmux")):
+                found.add((int(p), cmdline))
+    return found
+
+
+def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
+    """This process's descendants (env servers, sandboxes and what runs in them), so that other
+    work on a shared machine does not count."""
+    parents: dict[int, int] = {}
+    for p in os.listdir("/proc"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if p.isdigit():
+                parents[int(p)] = int(_stat_fields(f"/proc/{p}/stat")[1])
+    found, frontier = set(), {root or os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    described = set()
+    for pid in found:
+        with contextlib.suppress(OSError):
+            described.add((pid, command_line(pid)))
+    # Not a command server: one lives as long as the process that started it (its own test checks
+    # that it ends with it). Its agents (children with the same command line) end with their
+    # sandboxes: those count.
+    servers = {pid for pid, cmdline in described if _is_command_server(cmdline)}
+    return {(pid, cmdline) for pid, cmdline in described if pid not in servers or parents.get(pid) in servers}
+
+
+def _is_command_server(cmdline: str) -> bool:
+    return str(SERVER_PROGRAM) in cmdline
+
+
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int(_stat_fields(f"/proc/{entry}/stat")[1]) == pid:
+                    found.append(int(entry))
+    return found
