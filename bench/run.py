@@ -7,6 +7,7 @@ Sections, in this order (NAME = module in bench/):
     overhead   what harbor-env adds per episode and per model call
     tokens     token cost per episode: merged branches against step-wise samples
     lifecycle  sandbox start / first exec / stop: local sandbox, and Docker when a daemon is reachable
+    commands   the sandbox's command path: CPU per command, an episode's commands, start -> exec -> stop
     memory     env-server RSS per concurrent episode at concurrency 32
     scaling    throughput as concurrency grows
 
@@ -14,8 +15,8 @@ Sections, in this order (NAME = module in bench/):
 After the sections, a verdict per target (none with --quick: small runs prove nothing):
     a/c >= 0.95 at concurrency 8 and 32 (bench/overhead.py), and the env server's CPU per
     episode at concurrency 32 (printed, for comparison with the baseline); the sandbox targets
-    come from `lifecycle.sandbox_targets(out_dir, quick)` when bench/lifecycle.py defines it
-    (a list of {"target", "met", "why"}, or an awaitable of one).
+    (per-command child CPU and event-loop time, start -> exec -> stop against bare bwrap) from
+    bench/commands.py.
 Each section is printed as soon as it finishes, and OUT/results.md (a header with the date,
 machine and git commit, then every section) is rewritten after each one, so a failure late
 in the run keeps what came before. A section whose module is missing or that fails is
@@ -29,7 +30,6 @@ import argparse
 import asyncio
 import datetime
 import importlib
-import inspect
 import json
 import os
 import platform
@@ -45,7 +45,7 @@ apply_environment_defaults()  # before verifiers and Harbor load
 
 import common  # noqa: E402
 
-SECTIONS = ("overhead", "tokens", "lifecycle", "memory", "scaling")
+SECTIONS = ("overhead", "tokens", "lifecycle", "commands", "memory", "scaling")
 
 
 def cpu_model() -> str:
@@ -98,18 +98,14 @@ async def run_section(name: str, out_dir: Path, quick: bool) -> tuple[str, bool]
         return f"### {name}\n\nFailed:\n\n```\n{traceback.format_exc()}```", False
 
 
-async def sandbox_verdicts(out_dir: Path, quick: bool) -> list[dict]:
-    """The sandbox targets (per-command child CPU, event-loop time, start->exec->stop against bare
-    bwrap), from bench/lifecycle.py's `sandbox_targets` where it is written; none otherwise."""
-    try:
-        lifecycle = importlib.import_module("lifecycle")
-    except ModuleNotFoundError:
-        return []
-    targets = getattr(lifecycle, "sandbox_targets", None)
-    if targets is None:
-        return [{"target": "sandbox targets", "met": None, "why": "bench/lifecycle.py has no sandbox_targets yet"}]
-    found = targets(out_dir, quick)
-    return list(await found if inspect.isawaitable(found) else found)
+def sandbox_verdicts(out_dir: Path) -> list[dict]:
+    """The sandbox targets, from what bench/commands.py left in `out_dir`."""
+    from commands import targets
+
+    figures = json.loads((out_dir / "commands.json").read_text())
+    return [
+        {"target": f"{what} {target}", "met": met, "why": measured} for what, measured, target, met in targets(figures)
+    ]
 
 
 async def verdicts(names: list[str], out_dir: Path, quick: bool) -> str:
@@ -128,8 +124,8 @@ async def verdicts(names: list[str], out_dir: Path, quick: bool) -> str:
                 f"- env-server CPU per episode at concurrency {figures['cpu_concurrency']}: "
                 f"{figures['env_server_cpu_per_episode'] * 1000:.0f} ms (compare with the baseline)"
             )
-    if "lifecycle" in names:
-        found += await sandbox_verdicts(out_dir, quick)
+    if "commands" in names and (out_dir / "commands.json").is_file():
+        found += sandbox_verdicts(out_dir)
     labels = {True: "met", False: "NOT MET", None: "not judged"}
     lines += [f"- {labels[v['met']]}: {v['target']} ({v['why']})" for v in found]
     return "\n".join(lines)
