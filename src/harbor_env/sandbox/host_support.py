@@ -3,6 +3,7 @@ what to tell the user when bubblewrap cannot start one."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -52,3 +53,13 @@ def start_failure_message(stderr: str) -> str:
             "or use a container environment (Harbor's docker)"
         )
     return f"local sandbox: bubblewrap failed to start the sandbox: {stderr or 'no output'}; {hint}"
+
+
+_warned: set[tuple[str, ...]] = set()
+
+
+def warn_once(logger: logging.Logger, key: tuple[str, ...], message: str) -> None:
+    """Log `message` once per process for `key` (a task's Dockerfile, a limit this host lacks)."""
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import os
 import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from harbor.environments.base import BaseEnvironment, ExecResult
+from harbor.environments.base import BaseEnvironment
 from harbor.environments.capabilities import (
     EnvironmentCapabilities,
     EnvironmentResourceCapabilities,
@@ -38,19 +37,19 @@ from pydantic import ValidationError
 
 from harbor_env.errors import LocalSandboxError
 from harbor_env.sandbox import reaper
-from harbor_env.sandbox.capabilities import command_capability_numbers, init_bwrap_args, privilege_drop
-from harbor_env.sandbox.commands import AgentSpec, SandboxCommands, command_server
+from harbor_env.sandbox.capabilities import init_bwrap_args, privilege_drop
+from harbor_env.sandbox.commands import SandboxCommands
 from harbor_env.sandbox.config import LocalSandboxConfig
 from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, ImageLayout, sandbox_layout
+from harbor_env.sandbox.exec import SandboxExec
 from harbor_env.sandbox.files import SandboxFiles
 from harbor_env.sandbox.filesystem import LogMounts, RootFilesystem, hidden_paths, normalize, plan_filesystem
 from harbor_env.sandbox.host_files import extract_within
-from harbor_env.sandbox.host_support import check_rootfs, require_tools
+from harbor_env.sandbox.host_support import check_rootfs, require_tools, warn_once
 from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
-from harbor_env.sandbox.nsenter import nsenter_argv, run_process
 from harbor_env.sandbox.quota import quota_tools, with_storage_quota
-from harbor_env.sandbox.task_info import passwd_entry, read_task_toml, states_network, verifier_mode
+from harbor_env.sandbox.task_info import read_task_toml, states_network, verifier_mode
 from harbor_env.verifier_isolation import run_isolation_command
 
 DEFAULT_PATH = DOCKER_DEFAULT_PATH
@@ -63,16 +62,9 @@ _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameter
 # and agent logs land in the trial folder with nothing to copy; it keeps doing so unless
 # `auto_mounting=False` is given. Harbor before 0.25 always hands it the mounts to bind.
 _HARBOR_AUTO_MOUNTING = "auto_mounting" in _BASE_ENV_PARAMETERS
-_warned: set[tuple[str, ...]] = set()
 
 
-def _warn_once(logger: logging.Logger, key: tuple[str, ...], message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        logger.warning(message)
-
-
-class LocalSandbox(SandboxFiles):
+class LocalSandbox(SandboxExec, SandboxFiles):
     """Runs a Harbor task on this host in a bubblewrap sandbox (no Docker daemon needed)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -153,7 +145,7 @@ class LocalSandbox(SandboxFiles):
         on_image = self.config.rootfs is not None
         layout, skipped = sandbox_layout(dockerfile, on_image=on_image, docker_image=self.task_env_config.docker_image)
         if skipped:
-            _warn_once(
+            warn_once(
                 self.logger,
                 ("dockerfile", str(self.environment_dir)),
                 f"local sandbox: {dockerfile} instructions not applied: {'; '.join(skipped)}. "
@@ -212,7 +204,7 @@ class LocalSandbox(SandboxFiles):
         self._cgroup = CgroupLimits.create(name, limits)
         missing = unenforced(limits, self._cgroup)
         if missing:
-            _warn_once(
+            warn_once(
                 self.logger,
                 ("limits", *missing),
                 f"local sandbox: cannot enforce {', '.join(missing)} here (needs a writable "
@@ -227,7 +219,7 @@ class LocalSandbox(SandboxFiles):
                 self._storage_mb = storage
                 self._tools.update(tools)
             else:
-                _warn_once(
+                warn_once(
                     self.logger,
                     ("limits", "storage_mb"),
                     "local sandbox: cannot enforce storage_mb here (the quota is a tmpfs mounted "
@@ -393,110 +385,6 @@ class LocalSandbox(SandboxFiles):
     def network_isolated(self) -> bool:
         """Whether commands run without network access (own network namespace)."""
         return self._network_isolated
-
-    # ------------------------------------------------------------------ exec
-
-    def _user_args(self, user: str | int | None) -> tuple[tuple[int, int] | None, str]:
-        if user in (None, "root", 0, "0"):
-            return None, "/root"
-        entry = passwd_entry(self._base, int(user) if isinstance(user, str) and user.isdigit() else user)
-        if entry is None:
-            raise ValueError(f"local sandbox: user {user!r} does not exist in {self._base / 'etc/passwd'}")
-        uid, gid, home = entry
-        if os.geteuid() != 0:
-            _warn_once(
-                self.logger,
-                ("user", str(user)),
-                f"local sandbox: cannot switch to user {user!r} without root on the host; "
-                "running as the sandbox's root",
-            )
-            return None, "/root"
-        return (uid, gid), home
-
-    def _require_running(self) -> int:
-        if self._init is None:
-            raise LocalSandboxError("local sandbox: not running (start() was not called, or it was stopped)")
-        if self._init.exit_code is not None:
-            raise LocalSandboxError(f"local sandbox: its init exited with {self._init.exit_code}; the sandbox is gone")
-        return self._init.pid
-
-    async def _run(
-        self,
-        command: list[str],
-        *,
-        user: str | int | None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        stdin: bytes | IO[bytes] | None = None,
-        stdout: IO[bytes] | None = None,
-        timeout_sec: float | None = None,
-    ) -> tuple[int, bytes, bytes]:
-        """Run `command` in the sandbox, in `cwd` (default: WORKDIR): (exit code, stdout, stderr).
-        stdin: bytes, or a file it reads; stdout: a file it writes to instead of the bytes returned."""
-        init_pid = self._require_running()
-        ids, home = self._user_args(user)
-        env = {"HOME": home, **self._base_env, **(env or {})}
-        if self.command_path == "server":
-            commands = await self._agent(init_pid)
-            return await commands.run(
-                command,
-                cwd=cwd or self._workdir(),
-                env=env,
-                uid=ids[0] if ids else None,
-                gid=ids[1] if ids else None,
-                network=self._network_isolated,
-                stdin=stdin,
-                stdout=stdout,
-                timeout_sec=timeout_sec,
-            )
-        argv = nsenter_argv(
-            self._tools,
-            init_pid,
-            command,
-            ids=ids,
-            network=self._network_isolated,
-            cgroup=self._cgroup,
-            cwd=cwd,
-            shell=self._shell(),
-        )
-        return await run_process(argv, env=env, stdin=stdin, stdout=stdout, timeout_sec=timeout_sec)
-
-    async def _agent(self, init_pid: int) -> SandboxCommands:
-        """This sandbox's command agent (command_server.py), started on the first command."""
-        async with self._agent_lock:
-            if self._commands is None or not self._commands.open:
-                cgroups = [str(g / "cgroup.procs") for g in self._cgroup.groups] if self._cgroup else []
-                spec = AgentSpec(init_pid, command_capability_numbers(), cgroups)
-                self._commands = await command_server().agent(spec)
-            return self._commands
-
-    def _shell(self) -> str:
-        return "/bin/bash" if (self._base / "bin/bash").exists() else "/bin/sh"
-
-    async def exec(
-        self,
-        command: str,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        timeout_sec: int | None = None,
-        user: str | int | None = None,
-    ) -> ExecResult:
-        shell = self._shell()
-        try:
-            code, stdout, stderr = await self._run(
-                [shell, "-c", command],
-                user=self._resolve_user(user),
-                cwd=cwd or self._workdir(),
-                env=self._merge_env(env),
-                timeout_sec=timeout_sec,
-            )
-        except TimeoutError:
-            raise RuntimeError(f"Command timed out after {timeout_sec} seconds") from None
-        return ExecResult(
-            stdout=stdout.decode(errors="replace") if stdout else None,
-            stderr=stderr.decode(errors="replace") if stderr else None,
-            return_code=code,
-        )
 
     def _host(self, sandbox_path: str, *, for_write: bool) -> Path | None:
         if self._fs is None:
