@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_TASKS, descendant_processes, write_task
-from episodes import SOLVING, run_episode, task_data
 from verifiers.v1.serve import EnvClient
 
+from harbor_env.testing.configs import task_data
+from harbor_env.testing.episodes import run_episode
 from harbor_env.testing.inference import FakeInferenceServer
-from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish, terminus_reply
+from harbor_env.testing.policies import SOLVING, ScriptedPolicy, run_script, script_then_finish, terminus_reply
 
 # The honest check, run with the python3 the tests trust. It sleeps at the end so that a writer
 # that survived would overwrite the reward after the tests wrote it (reward.json wins).
