@@ -1,14 +1,18 @@
-"""Terminus-2 variants for before/after comparisons (bench/scaling.py --compare), selected through
-the harness's `agent.import_path`, so the env server loads them like any custom agent.
+"""Variants for before/after comparisons (bench/scaling.py --compare NAME): each is the harness
+config that puts one earlier cost back, so the env server runs it like any configuration.
 
-- `LiteLLMTerminus2` puts back what harbor_env's Terminus-2 used before `InterceptionLLM`:
-  Harbor's LiteLLM backend on an OpenAI SDK client (httpx), with one TLS context per process.
+- `litellm`: `LiteLLMTerminus2` (through the harness's `agent.import_path`) puts back what
+  harbor_env's Terminus-2 used before `InterceptionLLM`: Harbor's LiteLLM backend on an OpenAI
+  SDK client (httpx), with one TLS context per process.
+- `nsenter`: the local sandbox's command path before the command server: nsenter + setpriv
+  (and a cgroup-joining shell, and a `cd` wrapper) per command, spawned by the env server.
 """
 
 from __future__ import annotations
 
 import functools
 import ssl
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,4 +48,14 @@ class LiteLLMTerminus2(InterceptedTerminus2):
         )
 
 
-VARIANTS = {"litellm": "agent_variants:LiteLLMTerminus2"}
+def variant_harness(name: str, work: Path, terminus_options: dict[str, Any]) -> dict[str, Any]:
+    """The harness config of variant `name` for an env server working under `work`."""
+    if name == "litellm":
+        return {"agent": {"import_path": "agent_variants:LiteLLMTerminus2", "kwargs": terminus_options}}
+    if name == "nsenter":
+        kwargs = {"sandbox_dir": str(work / "sandboxes"), "command_path": "nsenter"}
+        return {"environment": {"type": "local", "kwargs": kwargs}}
+    raise KeyError(name)
+
+
+VARIANTS = ("litellm", "nsenter")

@@ -5,11 +5,12 @@ Terminus-2, the local sandbox, a zero-latency scripted model in this process) at
 to 64, with the CPU each part used; then a py-spy profile of the env server and of this process
 at a saturated concurrency, to name the top costs.
 
-`--compare VARIANT` instead runs the current Terminus-2 against a variant from
-bench/agent_variants.py (a cost toggled on or off), interleaved, at the saturated concurrency.
+`--compare VARIANT` instead runs the current configuration against a variant from
+bench/agent_variants.py (an earlier cost put back: `litellm`, `nsenter`), interleaved, at the
+saturated concurrency.
 
 Usage: uv run --group bench python bench/scaling.py [--quick] [--out bench/results]
-       uv run --group bench python bench/scaling.py --compare litellm
+       uv run --group bench python bench/scaling.py --compare nsenter
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from harbor_env.testing.defaults import apply_environment_defaults
 apply_environment_defaults()  # before verifiers and Harbor load
 
 import common  # noqa: E402
-from agent_variants import VARIANTS  # noqa: E402
+from agent_variants import VARIANTS, variant_harness  # noqa: E402
 from common import TERMINUS_OPTIONS, markdown_table  # noqa: E402
 from profiles import profile_summary, record_profiles  # noqa: E402
 
@@ -241,7 +242,7 @@ def sweep_section(rows: list[dict[str, Any]], profile: str, notes: list[str], ou
 
 
 async def compare(out_dir: Path, quick: bool, variant: str) -> str:
-    """The current Terminus-2 against `variant`, batches alternating (ABBA), at the saturated
+    """The current configuration against `variant`, batches alternating (ABBA), at the saturated
     concurrency: throughput, and the env server's CPU per episode (less sensitive to other load)."""
     repeats, rounds = (3, 2) if quick else (6, 4)
     sides = ("current", variant)
@@ -253,10 +254,7 @@ async def compare(out_dir: Path, quick: bool, variant: str) -> str:
         work = Path(tmp)
         configs = {
             "current": env_config(work / "current"),
-            variant: env_config(
-                work / variant,
-                harness={"agent": {"import_path": VARIANTS[variant], "kwargs": TERMINUS_OPTIONS}},
-            ),
+            variant: env_config(work / variant, harness=variant_harness(variant, work / variant, TERMINUS_OPTIONS)),
         }
         with solving_model(work) as (model, tokenizer):
             client_model = train_client(model, tokenizer)
@@ -282,10 +280,10 @@ async def compare(out_dir: Path, quick: bool, variant: str) -> str:
     rate = {side: episodes[side] / seconds[side] * 60 for side in sides}
     per_episode = {side: {part: cpu[side][part] / episodes[side] * 1000 for part in cpu[side]} for side in sides}
     table = markdown_table(
-        ["Terminus-2", "episodes", "eps/min", "env-server CPU ms/episode", "of which event loop"],
+        ["configuration", "episodes", "eps/min", "env-server CPU ms/episode", "of which event loop"],
         [
             [
-                f"`{VARIANTS[side]}`" if side == variant else "current (`harbor_env.agent:InterceptedTerminus2`)",
+                f"`{side}` variant" if side == variant else "current",
                 episodes[side],
                 f"{rate[side]:.1f}",
                 f"{per_episode[side]['env server']:.0f}",
@@ -320,7 +318,9 @@ async def section(out_dir: pathlib.Path, quick: bool = False, compare_with: str 
 
 def main() -> None:
     parser = common.section_arguments(__doc__, "fewer episodes, a shorter profile")
-    parser.add_argument("--compare", choices=sorted(VARIANTS), help="current Terminus-2 against this variant instead")
+    parser.add_argument(
+        "--compare", choices=sorted(VARIANTS), help="the current configuration against this variant instead"
+    )
     args = parser.parse_args()
     print(asyncio.run(section(args.out, args.quick, args.compare)))
 
