@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from harbor_env.testing.env_server import EnvServer, env_server  # noqa: E402
 from harbor_env.testing.episodes import train_client  # noqa: E402
 from harbor_env.testing.inference import FakeInferenceServer, PolicyInput  # noqa: E402
 from harbor_env.testing.policies import terminus_reply  # noqa: E402
-from harbor_env.testing.processes import processes_mentioning, rss_mb  # noqa: E402
+from harbor_env.testing.processes import parent_pids, processes_mentioning, rss_mb  # noqa: E402
 from harbor_env.testing.tasks import write_task  # noqa: E402
 from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
@@ -75,12 +74,8 @@ class HoldTogether:
 def descendants(pid: int) -> set[int]:
     """Every process below `pid` (the sandboxes' bubblewrap trees, under the env server)."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            if entry.isdigit():
-                # The command name is in parentheses and may hold spaces: split after it.
-                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(parent, []).append(int(entry))
+    for child, parent in parent_pids().items():
+        children.setdefault(parent, []).append(child)
     found, todo = set(), [pid]
     while todo:
         for child in children.get(todo.pop(), []):

@@ -20,6 +20,7 @@ from conftest import make_sandbox, running, write_task
 
 from harbor_env.errors import LocalSandboxError
 from harbor_env.sandbox.commands import command_server
+from harbor_env.testing.processes import alive, children_of
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the command server needs root on the host")
 
@@ -121,18 +122,6 @@ async def test_signals_read_as_128_plus_n(work: Path) -> None:
         assert (await sandbox.exec("kill -KILL $$")).return_code == 128 + signal.SIGKILL
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if int(Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[1]) == pid:
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
 async def test_a_crashed_agent_fails_its_commands_and_the_next_starts_a_new_one(work: Path) -> None:
     async with running(make_sandbox(write_task(work), work)) as sandbox:
         await sandbox.exec("true")
@@ -186,13 +175,14 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 from conftest import make_sandbox
 from harbor_env.sandbox.commands import command_server
+from harbor_env.testing.processes import alive, children_of
 
 async def main():
     sandbox = make_sandbox(Path({task!r}), Path({work!r}), "owner")
     await sandbox.start(force_build=False)
     await sandbox.exec("true")
     server = command_server().pid
-    agents = [int(e) for e in os.listdir("/proc") if e.isdigit() and Path("/proc/" + e + "/stat").read_text().rpartition(")")[2].split()[1] == str(server)]
+    agents = children_of(server)
     print(server, *agents, flush=True)
     os._exit(0)  # no cleanup at all: a crash
 asyncio.run(main())
@@ -210,10 +200,3 @@ def test_the_server_ends_with_its_owner(work: Path) -> None:
     while any(alive(pid) for pid in (server, *agents)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in (server, *agents))
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False

@@ -91,11 +91,7 @@ def foreign_processes() -> set[tuple[int, str]]:
 def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
     """This process's descendants (env servers, sandboxes and what runs in them), so that other
     work on a shared machine does not count."""
-    parents: dict[int, int] = {}
-    for p in os.listdir("/proc"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if p.isdigit():
-                parents[int(p)] = int(_stat_fields(f"/proc/{p}/stat")[1])
+    parents = parent_pids()
     found, frontier = set(), {root or os.getpid()}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
@@ -115,12 +111,24 @@ def _is_command_server(cmdline: str) -> bool:
     return str(SERVER_PROGRAM) in cmdline
 
 
+def parent_pids() -> dict[int, int]:
+    """Every process's parent PID, from one pass over /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if entry.isdigit():
+                parents[int(entry)] = int(_stat_fields(f"/proc/{entry}/stat")[1])
+    return parents
+
+
 def children_of(pid: int) -> list[int]:
     """The PIDs whose parent is `pid`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int(_stat_fields(f"/proc/{entry}/stat")[1]) == pid:
-                    found.append(int(entry))
-    return found
+    return [child for child, parent in parent_pids().items() if parent == pid]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        return _stat_fields(f"/proc/{pid}/stat")[0] != "Z"
+    except OSError:
+        return False
