@@ -19,6 +19,7 @@ import pytest
 from conftest import make_sandbox, running, write_task
 
 from harbor_env.errors import LocalSandboxError
+from harbor_env.sandbox import commands
 from harbor_env.sandbox.commands import command_server
 from harbor_env.testing.processes import alive, children_of
 
@@ -83,7 +84,8 @@ async def test_privileges_match_the_nsenter_path(work: Path) -> None:
 
 async def test_stdin_bytes_and_files_and_stdout_to_a_file(work: Path) -> None:
     async with running(make_sandbox(write_task(work), work)) as sandbox:
-        code, out, _ = await sandbox._run(["wc", "-c"], user=None, stdin=b"x" * 300_000)
+        assert await sandbox._run(["cat"], user=None, stdin=b"inline\0bytes") == (0, b"inline\0bytes", b"")
+        code, out, _ = await sandbox._run(["wc", "-c"], user=None, stdin=b"x" * 300_000)  # past MAX_INLINE
         assert (code, out) == (0, b"300000\n")
         source = work / "in.bin"
         source.write_bytes(os.urandom(1 << 20))
@@ -114,6 +116,23 @@ async def test_timeouts_kill_the_whole_process_group(work: Path) -> None:
         await asyncio.sleep(0.2)
         assert "sleep 4" not in (await sandbox.exec("ps -eo args")).stdout
         assert (await sandbox.exec("echo still fine")).stdout == "still fine\n"
+
+
+async def test_a_timeout_ends_the_command_even_if_a_daemon_holds_its_output(work: Path) -> None:
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):  # the daemon's own session survives the process-group kill
+            await sandbox._run(["sh", "-c", "setsid sleep 43 & sleep 44"], user=None, timeout_sec=1)
+        assert time.monotonic() - started < commands.KILL_GRACE_SEC
+        assert (await sandbox.exec("echo still fine")).stdout == "still fine\n"
+
+
+async def test_output_past_the_limit_is_dropped_and_said(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands, "MAX_OUTPUT", 1000)
+    async with running(make_sandbox(write_task(work), work)) as sandbox:
+        code, out, err = await sandbox._run(["sh", "-c", "head -c 5000 /dev/zero; echo e >&2"], user=None)
+        assert code == 0 and out == bytes(1000)
+        assert err == b"e\n\nlocal sandbox: the command's stdout was cut at 1000 of its 5000 bytes\n"
 
 
 async def test_signals_read_as_128_plus_n(work: Path) -> None:

@@ -3,11 +3,12 @@
 Run as `python -I -S command_server.py FD OWNER_PID` (stdlib only, no site packages: it starts
 in milliseconds and holds a few MB), one per env-server process. FD is one end of a
 SOCK_SEQPACKET socket pair whose other end the env server holds (commands.py). Every message
-is a JSON object, with file descriptors attached as SCM_RIGHTS where said.
+is a JSON header, then a NUL and raw bytes where said, with file descriptors attached as
+SCM_RIGHTS where said.
 
 The server only makes agents: `{"id", "pid", "cgroups", "keep"}` with one descriptor, the
-agent's socket, forks an agent for the sandbox whose init is `pid` and answers
-`{"id", "status": 0}` (or `"error"`). The agent, set up once:
+agent's socket, forks an agent for the sandbox whose init is `pid`; the agent answers
+`{"id": 0, "status": 0}` on its socket once ready (or `"error"`). The agent, set up once:
 - stays in the host's PID namespace (no process of the sandbox can see it, signal it or trace
   it; its children are born in the sandbox's: `setns(CLONE_NEWPID)` sets only that);
 - joins the sandbox's cgroups (its commands' limits, and cgroup.kill ends it with them), IPC,
@@ -15,16 +16,23 @@ agent's socket, forks an agent for the sandbox whose init is `pid` and answers
 - cuts its capability bounding set to what commands may have, clears the inheritable and
   ambient sets, sets no_new_privs and makes itself non-dumpable: what capabilities.py's
   setpriv line gives every command, now inherited by each.
-Then, per request on its socket, `{"id", "argv", "cwd", "env", "uid", "gid", "net"}` with the
-command's stdin, stdout and stderr: it joins or leaves the sandbox's network namespace as
-asked, changes to `cwd` and `posix_spawn`s the command in a new session (a user other than root:
-fork, switch user, exec), and answers `{"id", "status"}` when it exits (signal N: 128+N).
-`{"kill": id}` kills that command's process group. An agent ends when its socket closes (the
+Then, per request on its socket, `{"id", "argv", "cwd", "env", "uid", "gid", "net", "stdin",
+"stdout", "max_output"}`: stdin "inline" (the bytes after the header), "fd" (attached) or null
+(/dev/null); stdout "fd" (attached) or null (captured). It joins or leaves the sandbox's network
+namespace as asked, changes to `cwd` and `posix_spawn`s the command in a new session (a user
+other than root: fork, switch user, exec), reads its stdout and stderr from its own pipes, and
+when the command has exited and the pipes are closed answers once: `{"id", "status", "out",
+"err", "cut"}` then `out` bytes of stdout and `err` bytes of stderr. Signal N reads as status
+128+N; "cut" names the streams longer than max_output, with their full size (the rest was
+dropped); beyond MAX_INLINE bytes the output comes in an attached memfd instead, `"memfd":
+true`. So the env server's event loop sees one send and one answer per command, and no pipe.
+`{"kill": id}` kills that command's process group; the answer then comes when the command
+itself has exited, whatever else holds its pipes. An agent ends when its socket closes (the
 sandbox stopped, or the env server died); the server ends when its own does, or its owner dies.
 
 Per command this replaces the cgroup-joining shell, `nsenter`, `setpriv` through the host's
 loader and a `cd` wrapper shell (four execs of which only the last did the command's work),
-and the env server forks nothing.
+and the env server forks nothing and reads no pipe.
 """
 
 from __future__ import annotations
@@ -51,6 +59,9 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 MAX_MESSAGE = 1 << 20
+MAX_INLINE = 1 << 16  # output up to this size travels in the answer itself; more in a memfd
+READS_PER_WAKEUP = 16
+STDIN_NULL = 0  # the agent's own fd 0 is /dev/null
 MAX_FD = 1 << 20
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)  # ignored here; commands get the default
 
@@ -102,14 +113,23 @@ def _resolve(name: str, env: dict[str, str]) -> str:
     raise FileNotFoundError(2, "No such file or directory")
 
 
+def split_message(data: bytes) -> tuple[dict, bytes]:
+    """A message is a JSON header, then (after a NUL, which JSON text never holds) raw bytes."""
+    header, _, payload = data.partition(b"\0")
+    return json.loads(header), payload
+
+
+def join_message(header: dict, *payload: bytes) -> list[bytes]:
+    return [json.dumps(header).encode(), b"\0", *payload]
+
+
 class _Loop:
-    """A socket of requests, and the processes started for them (watched through pidfds)."""
+    """A socket of requests, and the descriptors watched for them (each with its callback)."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
-        self.children: dict[int, tuple[int, int | None]] = {}  # pid -> (pidfd, request id)
 
     def serve(self) -> None:
         while True:
@@ -118,7 +138,7 @@ class _Loop:
                     if not self._receive():
                         return
                 else:
-                    self._reap(key.data)
+                    key.data()
 
     def _receive(self) -> bool:
         try:
@@ -133,9 +153,9 @@ class _Loop:
             os.set_inheritable(fd, False)
         if not data:
             return False  # the owner closed its end (or exited)
-        request = json.loads(data)
+        request, payload = split_message(data)
         try:
-            self.handle(request, fds)
+            self.handle(request, payload, fds)
         except OSError as exc:
             self.answer({"id": request.get("id"), "status": -1, "error": str(exc)})
         finally:
@@ -143,28 +163,29 @@ class _Loop:
                 os.close(fd)
         return True
 
-    def handle(self, request: dict, fds: list[int]) -> None:
+    def handle(self, request: dict, payload: bytes, fds: list[int]) -> None:
         raise NotImplementedError
 
-    def watch(self, pid: int, request_id: int | None) -> None:
-        pidfd = os.pidfd_open(pid)
-        self.children[pid] = (pidfd, request_id)
-        self.selector.register(pidfd, selectors.EVENT_READ, pid)
-
-    def _reap(self, pid: int) -> None:
-        pidfd, request_id = self.children.pop(pid)
-        self.selector.unregister(pidfd)
-        os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if request_id is not None:
-            self.answer({"id": request_id, "status": 128 - code if code < 0 else code})
-
-    def answer(self, message: dict) -> None:
+    def answer(self, header: dict, *payload: bytes, fds: list[int] | None = None) -> None:
         try:
-            self.sock.send(json.dumps(message).encode())
+            socket.send_fds(self.sock, join_message(header, *payload), fds or [])
         except OSError:
             pass  # the owner is gone; the loop ends on the socket's EOF
+
+
+class _Command:
+    """One running command: its process, the pipes of its output, and what they carried."""
+
+    def __init__(self, request_id: int, pid: int, pipes: dict[str, int], max_output: int):
+        self.id = request_id
+        self.max_output = max_output
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)
+        self.pipes = pipes  # "out"/"err" -> read end; gone at EOF
+        self.output: dict[str, list[bytes]] = {name: [] for name in ("out", "err")}
+        self.size = dict.fromkeys(("out", "err"), 0)
+        self.status: int | None = None
+        self.killed = False
 
 
 class Agent(_Loop):
@@ -172,9 +193,10 @@ class Agent(_Loop):
 
     def __init__(self, sock: socket.socket, request: dict):
         super().__init__(sock)
+        self.commands: dict[int, _Command] = {}
         proc = f"/proc/{request['pid']}"
-        self.host_net = os.open("/proc/self/ns/net", os.O_RDONLY)
-        self.sandbox_net = os.open(f"{proc}/ns/net", os.O_RDONLY)
+        self.host_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self.sandbox_net = os.open(f"{proc}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self.in_sandbox_net = False
         entered = [(os.open(f"{proc}/ns/{name}", os.O_RDONLY), kind) for name, kind in _AGENT_NAMESPACES]
         root = os.open(f"{proc}/root", os.O_RDONLY | os.O_DIRECTORY)
@@ -191,39 +213,124 @@ class Agent(_Loop):
         bound_privileges(request["keep"])
         _check(_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "making the agent non-dumpable")
 
-    def handle(self, request: dict, fds: list[int]) -> None:
+    def handle(self, request: dict, payload: bytes, fds: list[int]) -> None:
         if "kill" in request:
-            pid = next((p for p, (_, i) in self.children.items() if i == request["kill"]), None)
-            if pid is not None:
+            command = self.commands.get(request["kill"])
+            if command is not None:
+                command.killed = True
                 try:
-                    os.killpg(pid, signal.SIGKILL)
+                    os.killpg(command.pid, signal.SIGKILL)
                 except ProcessLookupError:  # not yet its own session: nothing of it has forked
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(command.pid, signal.SIGKILL)
             return
         if request["net"] != self.in_sandbox_net:
             os.setns(self.sandbox_net if request["net"] else self.host_net, CLONE_NEWNET)
             self.in_sandbox_net = request["net"]
-        pid = self._start(request, fds)
-        if pid is not None:
-            self.watch(pid, request["id"])
+        given = iter(fds)
+        stdin = STDIN_NULL
+        if request["stdin"] == "inline":
+            stdin = memfd_holding(payload)
+            fds.append(stdin)  # closed with the request's descriptors
+        elif request["stdin"] == "fd":
+            stdin = next(given)
+        pipes: dict[str, int] = {}
+        ends = []
+        try:
+            if request["stdout"] == "fd":
+                stdout = next(given)
+            else:
+                pipes["out"], stdout = os.pipe()
+                ends.append(stdout)
+            pipes["err"], stderr = os.pipe()
+            ends.append(stderr)
+            pid = self._start(request, [stdin, stdout, stderr])
+        except BaseException:
+            for fd in [*pipes.values(), *ends]:
+                os.close(fd)
+            raise
+        for fd in ends:
+            os.close(fd)  # the command holds them now: EOF comes when it (and what it started) closes them
+        if isinstance(pid, str):  # it could not start
+            for fd in pipes.values():
+                os.close(fd)
+            status, message = pid.split(" ", 1)
+            self.answer({"id": request["id"], "status": int(status), "out": 0, "err": len(message)}, message.encode())
+            return
+        command = self.commands[request["id"]] = _Command(request["id"], pid, pipes, request["max_output"])
+        self.selector.register(command.pidfd, selectors.EVENT_READ, lambda: self._exited(command))
+        for name, fd in pipes.items():
+            os.set_blocking(fd, False)
+            self.selector.register(fd, selectors.EVENT_READ, lambda n=name: self._read(command, n))
 
-    def _start(self, request: dict, fds: list[int]) -> int | None:
+    def _start(self, request: dict, fds: list[int]) -> int | str:
+        """The command's PID, or "STATUS MESSAGE" where it cannot start (a shell's status)."""
         argv, env, cwd = request["argv"], request["env"], request["cwd"]
         try:
             path = _resolve(argv[0], env)
         except FileNotFoundError as exc:
-            return self._refuse(request, fds[2], f"{argv[0]}: {exc.strerror}", 127)
+            return f"127 {argv[0]}: {exc.strerror}\n"
         if request["uid"] is not None:
             return self._fork_as_user(request, fds, path)
         try:
             os.chdir(cwd)
         except OSError as exc:
-            return self._refuse(request, fds[2], f"cd: {cwd}: {exc.strerror}", 1)
+            return f"1 cd: {cwd}: {exc.strerror}\n"
         actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
         try:
             return os.posix_spawn(path, argv, env, file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS)
         except OSError as exc:
-            return self._refuse(request, fds[2], f"{argv[0]}: {exc.strerror}", 126)
+            return f"126 {argv[0]}: {exc.strerror}\n"
+
+    def _read(self, command: _Command, name: str) -> None:
+        fd = command.pipes[name]
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not data:
+                self._close_pipe(command, name)
+                return
+            room = command.max_output - command.size[name]
+            if room > 0:
+                command.output[name].append(data[:room])
+            command.size[name] += len(data)
+
+    def _close_pipe(self, command: _Command, name: str) -> None:
+        fd = command.pipes.pop(name)
+        self.selector.unregister(fd)
+        os.close(fd)
+        self._finish_if_done(command)
+
+    def _exited(self, command: _Command) -> None:
+        self.selector.unregister(command.pidfd)
+        os.close(command.pidfd)
+        _, status = os.waitpid(command.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        command.status = 128 - code if code < 0 else code
+        if command.killed:
+            # Killed on the owner's word (a timeout): what it started may hold the pipes; the
+            # owner waits for this answer, not for them.
+            for name in list(command.pipes):
+                self._read(command, name)
+                if name in command.pipes:
+                    self._close_pipe(command, name)
+        self._finish_if_done(command)
+
+    def _finish_if_done(self, command: _Command) -> None:
+        if command.status is None or command.pipes or self.commands.pop(command.id, None) is None:
+            return
+        out, err = (b"".join(command.output[name]) for name in ("out", "err"))
+        header = {"id": command.id, "status": command.status, "out": len(out), "err": len(err)}
+        header["cut"] = {name: size for name, size in command.size.items() if size > command.max_output}
+        if len(out) + len(err) <= MAX_INLINE:
+            self.answer(header, out, err)
+            return
+        memfd = memfd_holding(out + err)  # too large for one message: the owner reads it from a file
+        try:
+            self.answer({**header, "memfd": True}, fds=[memfd])
+        finally:
+            os.close(memfd)
 
     def _fork_as_user(self, request: dict, fds: list[int], path: str) -> int:
         pid = os.fork()
@@ -254,11 +361,15 @@ class Agent(_Loop):
                 os._exit(126)
         os._exit(126)
 
-    def _refuse(self, request: dict, stderr: int, message: str, status: int) -> None:
-        """A command that cannot start: its message on its stderr, its status as a shell's."""
-        os.write(stderr, f"{message}\n".encode())
-        self.answer({"id": request["id"], "status": status})
-        return None
+
+def memfd_holding(data: bytes) -> int:
+    """A file in memory with `data`, read from its start (charged to this process's cgroup)."""
+    fd = os.memfd_create("harbor-env", os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 _AGENT_NAMESPACES = (("pid", CLONE_NEWPID), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("mnt", CLONE_NEWNS))
@@ -267,12 +378,19 @@ _AGENT_NAMESPACES = (("pid", CLONE_NEWPID), ("ipc", CLONE_NEWIPC), ("uts", CLONE
 class Server(_Loop):
     """Forks an agent per sandbox."""
 
-    def handle(self, request: dict, fds: list[int]) -> None:
+    def handle(self, request: dict, payload: bytes, fds: list[int]) -> None:
         (agent_socket,) = fds
         pid = os.fork()
         if pid == 0:
             _run_agent(agent_socket, request)
-        self.watch(pid, None)  # reaped when it ends; it says itself on its socket whether it is ready
+        # Reaped when it ends; it says itself on its socket whether it is ready.
+        pidfd = os.pidfd_open(pid)
+        self.selector.register(pidfd, selectors.EVENT_READ, lambda: self._reap(pid, pidfd))
+
+    def _reap(self, pid: int, pidfd: int) -> None:
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        os.waitpid(pid, 0)
 
 
 def _run_agent(agent_socket: int, request: dict) -> None:
@@ -281,6 +399,8 @@ def _run_agent(agent_socket: int, request: dict) -> None:
     try:
         os.closerange(0, agent_socket)
         os.closerange(agent_socket + 1, MAX_FD)
+        for _ in range(3):  # 0-2 stay /dev/null: no descriptor of the agent's can land there
+            os.open(os.devnull, os.O_RDWR)
         sock = socket.socket(fileno=agent_socket)
         sock.set_inheritable(False)
         try:

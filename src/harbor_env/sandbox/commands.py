@@ -2,10 +2,11 @@
 
 One command server per env-server process, started on first use; it forks one agent per
 sandbox, on the sandbox's first command. A command then costs the event loop one `sendmsg`
-(the request, with the command's stdin, stdout and stderr descriptors), readers on two pipes
-and one reply: no fork or exec in this process, whose size makes `fork` costly and whose event
-loop would wait for it. The server needs root on the host (it joins the sandbox's namespaces);
-without root the sandbox keeps `nsenter` (local.py).
+(the request, with small stdin inline and a file's descriptor attached) and one answer that
+carries the exit status and the output: no fork, exec or pipe in this process, whose size makes
+`fork` costly and whose event loop would wait for it; the agent reads the command's pipes.
+The server needs root on the host (it joins the sandbox's namespaces); without root the sandbox
+keeps `nsenter` (nsenter.py).
 
 If an agent or the server dies, the commands in flight fail with LocalSandboxError (an
 infrastructure error: the episode errors, it is not scored) and the next command starts a new
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import socket
 import subprocess
@@ -27,20 +27,27 @@ from pathlib import Path
 from typing import IO, Any
 
 from harbor_env.errors import LocalSandboxError
+from harbor_env.sandbox.command_server import MAX_INLINE, join_message, memfd_holding, split_message
 
 SERVER_PROGRAM = Path(__file__).with_name("command_server.py")
 KILL_GRACE_SEC = 5.0
+# Per stream of a captured output: the rest is counted and dropped (the agent holds what it
+# keeps, in the sandbox's memory cgroup, and this process then holds it too).
+MAX_OUTPUT = 64 << 20
 AGENT_START_TIMEOUT_SEC = 30.0
-_READS_PER_WAKEUP = 16
+RECEIVE_SIZE = MAX_INLINE + (1 << 12)  # an answer: its header and inline output
+
+
+Message = tuple[dict[str, Any], bytes, list[int]]  # header, payload, attached descriptors
 
 
 class _Channel:
-    """A SOCK_SEQPACKET socket of JSON messages, with replies matched to requests by id."""
+    """A SOCK_SEQPACKET socket of messages (command_server.py), answers matched to requests by id."""
 
     def __init__(self, sock: socket.socket, what: str):
         self.sock: socket.socket | None = sock
         self.what = what
-        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.pending: dict[int, asyncio.Future[Message]] = {}
         self.loop = asyncio.get_running_loop()
         sock.setblocking(False)
         self.loop.add_reader(sock.fileno(), self._on_message)
@@ -49,7 +56,7 @@ class _Channel:
     def open(self) -> bool:
         return self.sock is not None
 
-    def expect(self, message_id: int) -> asyncio.Future[dict[str, Any]]:
+    def expect(self, message_id: int) -> asyncio.Future[Message]:
         loop = asyncio.get_running_loop()
         if loop is not self.loop and self.sock is not None:
             # A new event loop (one per test, say): messages now go to this one.
@@ -62,28 +69,36 @@ class _Channel:
         return future
 
     def _on_message(self) -> None:
-        while self.sock is not None:
-            try:
-                data = self.sock.recv(1 << 16)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self.close("it exited")
-                return
-            message = json.loads(data)
-            future = self.pending.pop(message["id"], None)
-            if future is not None and not future.done():
-                future.set_result(message)
+        # One message per wakeup: the socket stays readable while more wait, and a second
+        # recvmsg only to hear "would block" would cost every command a syscall.
+        if self.sock is None:
+            return
+        try:
+            data, fds, _, _ = socket.recv_fds(self.sock, RECEIVE_SIZE, 1)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            self.close("it exited")
+            return
+        for fd in fds:
+            os.set_inheritable(fd, False)  # recv_fds ignores MSG_CMSG_CLOEXEC
+        header, payload = split_message(data)
+        future = self.pending.pop(header["id"], None)
+        if future is not None and not future.done():
+            future.set_result((header, payload, fds))
+        else:
+            for fd in fds:
+                os.close(fd)
 
-    async def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
-        data = json.dumps(message).encode()
+    async def send(self, header: dict[str, Any], payload: bytes = b"", fds: list[int] | tuple[int, ...] = ()) -> None:
+        message = join_message(header, payload)
         while True:
             if self.sock is None:
                 raise LocalSandboxError(f"local sandbox: the {self.what} is gone")
             try:
-                socket.send_fds(self.sock, [data], list(fds))
+                socket.send_fds(self.sock, message, list(fds))
                 return
             except BlockingIOError:
                 await asyncio.sleep(0.001)  # its socket buffer is full: it is behind
@@ -156,9 +171,9 @@ class CommandServer:
                 "keep": spec.keep_capabilities,
                 "cgroups": spec.cgroups,
             }
-            await self._connect().send(request, [theirs.fileno()])
+            await self._connect().send(request, fds=[theirs.fileno()])
         try:
-            answer = await asyncio.wait_for(ready, AGENT_START_TIMEOUT_SEC)
+            answer, _, _ = await asyncio.wait_for(ready, AGENT_START_TIMEOUT_SEC)
         except TimeoutError:
             commands.close()
             raise LocalSandboxError(
@@ -176,6 +191,8 @@ class SandboxCommands:
     def __init__(self, sock: socket.socket):
         self.channel = _Channel(sock, "sandbox's command agent")
         self._ids = itertools.count(1)
+        self._killing: set[asyncio.Task[None]] = set()
+        self._timed_out: set[int] = set()
 
     @property
     def open(self) -> bool:
@@ -200,138 +217,89 @@ class SandboxCommands:
         """(exit code, stdout, stderr) of `argv` in the sandbox. `network`: in the sandbox's own
         network namespace (isolated) rather than the host's. stdin: bytes or a file; stdout: a
         file to write instead of the bytes returned."""
-        loop = asyncio.get_running_loop()
         request_id = next(self._ids)
-        opened: list[int] = []
-        pending: list[asyncio.Future[Any]] = []
+        request = {"id": request_id, "argv": argv, "cwd": cwd, "env": env, "uid": uid, "gid": gid, "net": network}
+        request["max_output"] = MAX_OUTPUT
+        payload, fds, opened = b"", [], None
+        if isinstance(stdin, bytes) and len(stdin) <= MAX_INLINE:
+            request["stdin"], payload = "inline", stdin
+        elif isinstance(stdin, bytes):
+            request["stdin"] = "fd"
+            opened = await asyncio.to_thread(memfd_holding, stdin)
+            fds.append(opened)
+        else:
+            request["stdin"] = "fd" if stdin is not None else None
+            fds += [stdin.fileno()] if stdin is not None else []
+        request["stdout"] = "fd" if stdout is not None else None
+        fds += [stdout.fileno()] if stdout is not None else []
+        answer = self.channel.expect(request_id)
         try:
-            if isinstance(stdin, bytes):
-                stdin_fd, stdin_write = os.pipe()
-                opened += [stdin_fd, stdin_write]
-            else:
-                stdin_fd = stdin.fileno() if stdin is not None else _devnull()
-            if stdout is None:
-                out_read, stdout_fd = os.pipe()
-                opened += [out_read, stdout_fd]
-            else:
-                stdout_fd = stdout.fileno()
-            err_read, err_write = os.pipe()
-            opened += [err_read, err_write]
-            reply = self.channel.expect(request_id)
-            request = {"id": request_id, "argv": argv, "cwd": cwd, "env": env, "uid": uid, "gid": gid}
-            await self.channel.send({**request, "net": network}, [stdin_fd, stdout_fd, err_write])
-            # The agent holds its own copies now: ours would keep the pipes open.
-            for fd in (stdin_fd, stdout_fd, err_write):
-                if fd in opened:
-                    opened.remove(fd)
-                    os.close(fd)
-            readers = []
-            if stdout is None:
-                opened.remove(out_read)
-                readers.append(_read_to_end(loop, out_read))
-            opened.remove(err_read)
-            readers.append(_read_to_end(loop, err_read))
-            pending += readers
-            writer = None
-            if isinstance(stdin, bytes):
-                opened.remove(stdin_write)
-                writer = _write_all(loop, stdin_write, stdin)
-                pending.append(writer)
-            try:
-                answer, outputs = await asyncio.wait_for(_finish(reply, readers, writer), timeout_sec)
-            except (TimeoutError, asyncio.CancelledError):
-                await self._kill(request_id, reply)
-                raise
+            await self.channel.send(request, payload, fds)
         finally:
-            for fd in opened:
+            if opened is not None:
+                os.close(opened)  # the agent holds its own copy
+        # A timer rather than wait_for: the answer is awaited as it is (one loop iteration less
+        # per command), and after a timeout it still comes, once the agent has reaped the command.
+        timer = None
+        if timeout_sec is not None:
+            timer = answer.get_loop().call_later(timeout_sec, self._time_out, request_id, answer)
+        try:
+            header, output, received = await answer
+        except asyncio.CancelledError:
+            with contextlib.suppress(LocalSandboxError):
+                await self.channel.send({"id": 0, "kill": request_id})
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if request_id in self._timed_out:
+            self._timed_out.discard(request_id)
+            for fd in received:
                 os.close(fd)
-            for future in pending:
-                future.cancel()
-        if "error" in answer:
-            raise LocalSandboxError(f"local sandbox: cannot start a command: {answer['error']}")
-        stdout_bytes, stderr_bytes = outputs if stdout is None else (b"", outputs[0])
-        return answer["status"], stdout_bytes, stderr_bytes
+            raise TimeoutError(f"the command ran past its {timeout_sec:g} s")
+        if "error" in header:
+            raise LocalSandboxError(f"local sandbox: cannot start a command: {header['error']}")
+        if received:
+            output = await _read_memfd(received[0], header["out"] + header["err"])
+        out, err = output[: header["out"]], output[header["out"] :]
+        for stream, size in header.get("cut", {}).items():
+            note = (
+                f"\nlocal sandbox: the command's std{stream} was cut at {request['max_output']} of its {size} bytes\n"
+            )
+            err += note.encode()
+        return header["status"], out, err
 
-    async def _kill(self, request_id: int, reply: asyncio.Future[dict[str, Any]]) -> None:
-        """Kill a command's process group and wait (briefly) for the agent to reap it."""
+    def _time_out(self, request_id: int, answer: asyncio.Future[Message]) -> None:
+        """Past its timeout: kill the command's process group; its answer (or, should the agent not
+        answer within KILL_GRACE_SEC, this) then ends it as timed out."""
+        if answer.done():
+            return
+        self._timed_out.add(request_id)
+        loop = answer.get_loop()
+        self._killing.add(kill := loop.create_task(self._kill(request_id)))
+        kill.add_done_callback(self._killing.discard)
+
+        def give_up() -> None:
+            if not answer.done():
+                self.channel.pending.pop(request_id, None)
+                answer.set_result(({}, b"", []))
+
+        loop.call_later(KILL_GRACE_SEC, give_up)
+
+    async def _kill(self, request_id: int) -> None:
         with contextlib.suppress(LocalSandboxError):
             await self.channel.send({"id": 0, "kill": request_id})
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(reply), KILL_GRACE_SEC)
-        self.channel.pending.pop(request_id, None)
 
 
-async def _finish(
-    reply: asyncio.Future[dict[str, Any]], readers: list[asyncio.Future[bytes]], writer: asyncio.Future[None] | None
-) -> tuple[dict[str, Any], list[bytes]]:
-    answer = await asyncio.shield(reply)  # a timeout must leave it pending: _kill waits for it
-    outputs = [await reader for reader in readers]  # EOF: the command and what it started closed them
-    if writer is not None:
-        await writer
-    return answer, outputs
-
-
-def _read_to_end(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.Future[bytes]:
-    """All a pipe carries until EOF, read by the event loop without a transport per pipe."""
-    os.set_blocking(fd, False)
-    chunks: list[bytes] = []
-    future: asyncio.Future[bytes] = loop.create_future()
-
-    def finish() -> None:
-        loop.remove_reader(fd)
+async def _read_memfd(fd: int, size: int) -> bytes:
+    """A large output, from the memfd the agent wrote it to (in a thread: it may be many MB)."""
+    try:
+        return await asyncio.to_thread(os.pread, fd, size, 0)
+    finally:
         os.close(fd)
-        if not future.done():
-            future.set_result(b"".join(chunks))
-
-    def on_readable() -> None:
-        for _ in range(_READS_PER_WAKEUP):
-            try:
-                data = os.read(fd, 1 << 16)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                finish()
-                return
-            chunks.append(data)
-
-    loop.add_reader(fd, on_readable)
-    future.add_done_callback(lambda f: finish() if f.cancelled() else None)
-    return future
-
-
-def _write_all(loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> asyncio.Future[None]:
-    """Write `data` to a pipe and close it; a reader that went away ends the write."""
-    os.set_blocking(fd, False)
-    view = memoryview(data)
-    future: asyncio.Future[None] = loop.create_future()
-
-    def finish() -> None:
-        loop.remove_writer(fd)
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        if not future.done():
-            future.set_result(None)
-
-    def on_writable() -> None:
-        nonlocal view
-        try:
-            while view:
-                view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            return
-        except OSError:  # EPIPE: the command does not read its stdin
-            pass
-        finish()
-
-    loop.add_writer(fd, on_writable)
-    future.add_done_callback(lambda f: finish() if f.cancelled() else None)
-    return future
 
 
 _servers: dict[int, CommandServer] = {}
-_devnull_fds: dict[int, int] = {}
 
 
 def command_server() -> CommandServer:
@@ -340,11 +308,3 @@ def command_server() -> CommandServer:
     if server is None:
         server = _servers[os.getpid()] = CommandServer()
     return server
-
-
-def _devnull() -> int:
-    """/dev/null, opened once per process (every command without stdin reads it)."""
-    fd = _devnull_fds.get(os.getpid())
-    if fd is None:
-        fd = _devnull_fds[os.getpid()] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    return fd
