@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -41,8 +40,7 @@ from harbor.models.task.task import Task  # noqa: E402
 from lifecycle import _environment_arguments  # noqa: E402
 
 from harbor_env.sandbox import LocalSandbox  # noqa: E402
-from harbor_env.sandbox.commands import command_server  # noqa: E402
-from harbor_env.testing.processes import children_cpu_seconds, children_of, cpu_seconds  # noqa: E402
+from harbor_env.testing.processes import tree_cpu_seconds  # noqa: E402
 
 TASK = common.SAMPLE_TASKS / "repair-config"
 MIX = Path(__file__).parent / "fixtures" / "episode_commands.json"
@@ -53,16 +51,7 @@ TARGET_CHILD_MS, TARGET_LOOP_MS, TARGET_FLOOR_RATIO = 1.5, 0.2, 3.0
 def outside_cpu_seconds() -> float:
     """CPU of everything this process started: the children it reaped, and the command server
     with its agents (each with the commands it reaped)."""
-    own = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = own.ru_utime + own.ru_stime
-    server = command_server().pid
-    if server is not None:
-        for pid in [server, *children_of(server)]:
-            try:
-                total += cpu_seconds(pid) + children_cpu_seconds(pid)
-            except OSError:
-                pass  # an agent that ended since (its sandbox stopped)
-    return total
+    return tree_cpu_seconds(os.getpid(), include_root=False)
 
 
 def sandbox(task: Task, scratch: Path, index: int, path: str) -> LocalSandbox:

@@ -48,7 +48,7 @@ from cpu_owners import cpu_by_owner  # noqa: E402
 from harbor_env.testing.configs import env_config, task_rows  # noqa: E402
 from harbor_env.testing.env_server import env_server, profiled  # noqa: E402
 from harbor_env.testing.episodes import Batch, run_batch, solving_model, train_client  # noqa: E402
-from harbor_env.testing.processes import children_cpu_seconds, cpu_seconds, leak_notes  # noqa: E402
+from harbor_env.testing.processes import cpu_seconds, leak_notes, tree_cpu_seconds  # noqa: E402
 from harbor_env.testing.tasks import SAMPLE_TASKS  # noqa: E402
 
 HARBOR_JOB_WORKER = Path(__file__).with_name("harbor_job.py")
@@ -144,10 +144,6 @@ def model_calls(model: Any) -> int:
     return len(model.records) + len(model.chat_requests)
 
 
-def runner_cpu_seconds(pid: int) -> float:
-    return cpu_seconds(pid) + children_cpu_seconds(pid)
-
-
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
@@ -218,12 +214,12 @@ async def measure(quick: bool, work: Path) -> list[Measured]:
                 for round_ in range(rounds):
                     order = list(PATHS)[round_ % 3 :] + list(PATHS)[: round_ % 3]
                     for path in order:
-                        before, calls_before = runner_cpu_seconds(runners[path]), model_calls(model)
+                        before, calls_before = tree_cpu_seconds(runners[path]), model_calls(model)
                         server_before = cpu_seconds(server.pid)
                         measured.batches[path].append(await paths[path](concurrency, repeats[concurrency]))
                         if path == "a":
                             measured.env_server_cpu += cpu_seconds(server.pid) - server_before
-                        measured.cpu[path] += runner_cpu_seconds(runners[path]) - before
+                        measured.cpu[path] += tree_cpu_seconds(runners[path]) - before
                         measured.calls[path] += model_calls(model) - calls_before
                 results.append(measured)
     return results

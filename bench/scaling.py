@@ -38,10 +38,10 @@ from harbor_env.testing.configs import env_config, task_rows  # noqa: E402
 from harbor_env.testing.env_server import env_server  # noqa: E402
 from harbor_env.testing.episodes import Batch, run_batch, solving_model, train_client  # noqa: E402
 from harbor_env.testing.processes import (  # noqa: E402
-    children_cpu_seconds,
     cpu_seconds,
     leak_notes,
     machine_busy_seconds,
+    tree_cpu_seconds,
 )
 
 CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64)
@@ -64,7 +64,7 @@ class CpuMeter:
         return {
             "event loop": cpu_seconds(self.env_pid, self.env_pid),
             "env server": cpu_seconds(self.env_pid),
-            "sandboxes": children_cpu_seconds(self.env_pid),
+            "sandboxes": tree_cpu_seconds(self.env_pid, include_root=False),
             "benchmark": cpu_seconds(me),
             "fake model": cpu_seconds(me, self.fake_model_tid),
             "machine": machine_busy_seconds(),

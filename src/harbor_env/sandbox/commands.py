@@ -15,6 +15,7 @@ one.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import itertools
@@ -36,6 +37,7 @@ KILL_GRACE_SEC = 5.0
 MAX_OUTPUT = 64 << 20
 AGENT_START_TIMEOUT_SEC = 30.0
 RECEIVE_SIZE = MAX_INLINE + (1 << 12)  # an answer: its header and inline output
+_FD_SPACE = socket.CMSG_SPACE(array.array("i", [0]).itemsize)  # an answer carries at most one fd
 
 
 Message = tuple[dict[str, Any], bytes, list[int]]  # header, payload, attached descriptors
@@ -74,16 +76,17 @@ class _Channel:
         if self.sock is None:
             return
         try:
-            data, fds, _, _ = socket.recv_fds(self.sock, RECEIVE_SIZE, 1)
+            data, ancillary, _, _ = self.sock.recvmsg(RECEIVE_SIZE, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
         except BlockingIOError:
             return
         except OSError:
-            data, fds = b"", []
+            data, ancillary = b"", []
+        fds = [fd for _, _, cmsg in ancillary for fd in array.array("i", cmsg)]
         if not data:
+            for fd in fds:
+                os.close(fd)
             self.close("it exited")
             return
-        for fd in fds:
-            os.set_inheritable(fd, False)  # recv_fds ignores MSG_CMSG_CLOEXEC
         header, payload = split_message(data)
         future = self.pending.pop(header["id"], None)
         if future is not None and not future.done():
@@ -98,7 +101,10 @@ class _Channel:
             if self.sock is None:
                 raise LocalSandboxError(f"local sandbox: the {self.what} is gone")
             try:
-                socket.send_fds(self.sock, message, list(fds))
+                if fds:
+                    socket.send_fds(self.sock, message, list(fds))
+                else:
+                    self.sock.sendmsg(message)
                 return
             except BlockingIOError:
                 await asyncio.sleep(0.001)  # its socket buffer is full: it is behind

@@ -40,6 +40,21 @@ def children_cpu_seconds(pid: int) -> float:
     return (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
 
 
+def tree_cpu_seconds(root: int, *, include_root: bool = True) -> float:
+    """CPU time of a process tree: each live process's own and its reaped children's. A process
+    that ends moves its CPU into its parent's reaped-children count, so nothing is counted twice;
+    the live command server and its agents (which no runner reaps mid-run) are counted too."""
+    parents = parent_pids()
+    total, frontier, seen = 0.0, {root}, set()
+    while frontier:
+        seen |= frontier
+        for pid in frontier:
+            with contextlib.suppress(OSError):  # ended since the scan
+                total += children_cpu_seconds(pid) + (cpu_seconds(pid) if include_root or pid != root else 0.0)
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - seen
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores spent on anything but idle (this run and whatever else runs)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
