@@ -15,8 +15,9 @@ All three are warmed up before they are timed; each round runs one batch per pat
 that rotates from round to round, so that drift in the machine's load hits all of them. Only
 episodes with reward 1.0 count towards throughput; any other is reported and fails the verdict.
 Ratios a/b and a/c are medians over rounds, with their spread (min-max). The target: a/c >= 0.95
-at concurrency 8 and 32. Then the env server is profiled (cProfile, in a server of its own so
-that the timed runs are not slowed) and its CPU per episode is split by owner.
+at concurrency 8 and 32. Then (a) and (c) run once more, untimed, sampled by py-spy: the CPU per
+episode of each runner's process by owner (harbor_env, verifiers, Harbor, other) and of its
+sandboxes, and (a) minus (c): what harbor-env's extra CPU is.
 
 Usage: uv run --group bench python bench/overhead.py [--quick] [--out bench/results]
 (--quick: a few episodes per path, one round, no 32; it gives no verdict.)
@@ -43,12 +44,13 @@ apply_environment_defaults()  # before verifiers and Harbor load
 
 import common  # noqa: E402
 from common import TERMINUS_OPTIONS, markdown_table  # noqa: E402
-from cpu_owners import cpu_by_owner  # noqa: E402
+from cpu_owners import OWNERS, cpu_by_owner  # noqa: E402
+from profiles import sampling  # noqa: E402
 
 from harbor_env.testing.configs import env_config, task_rows  # noqa: E402
-from harbor_env.testing.env_server import env_server, profiled  # noqa: E402
+from harbor_env.testing.env_server import env_server  # noqa: E402
 from harbor_env.testing.episodes import Batch, run_batch, solving_model, train_client  # noqa: E402
-from harbor_env.testing.processes import cpu_seconds, leak_notes, tree_cpu_seconds  # noqa: E402
+from harbor_env.testing.processes import cpu_seconds, leak_notes, runner_cpu  # noqa: E402
 from harbor_env.testing.tasks import SAMPLE_TASKS  # noqa: E402
 
 HARBOR_JOB_WORKER = Path(__file__).with_name("harbor_job.py")
@@ -189,9 +191,7 @@ def solved_rate(batch: Batch) -> float:
 
 async def measure(quick: bool, work: Path) -> list[Measured]:
     """Every path at every concurrency, round by round."""
-    repeats = QUICK_REPEATS if quick else REPEATS
-    rounds = 1 if quick else ROUNDS
-    results = []
+    results: list[Measured] = []
     config = env_config(work / "env")
     tasks = list(task_rows(config).values())
     with solving_model(work) as (model, tokenizer):
@@ -207,41 +207,65 @@ async def measure(quick: bool, work: Path) -> list[Measured]:
                 "c": ours.run,
             }
             runners = {"a": server.pid, "b": stock.process.pid, "c": ours.process.pid}
-            # Warm up every path (imports, first sandbox, connection pools), untimed.
-            await asyncio.gather(*(run(len(tasks), 1) for run in paths.values()))
-            for concurrency in QUICK_CONCURRENCIES if quick else CONCURRENCIES:
-                measured = Measured(concurrency)
-                for round_ in range(rounds):
-                    order = list(PATHS)[round_ % 3 :] + list(PATHS)[: round_ % 3]
-                    for path in order:
-                        before, calls_before = tree_cpu_seconds(runners[path]), model_calls(model)
-                        server_before = cpu_seconds(server.pid)
-                        measured.batches[path].append(await paths[path](concurrency, repeats[concurrency]))
-                        if path == "a":
-                            measured.env_server_cpu += cpu_seconds(server.pid) - server_before
-                        measured.cpu[path] += tree_cpu_seconds(runners[path]) - before
-                        measured.calls[path] += model_calls(model) - calls_before
-                results.append(measured)
+            with contextlib.ExitStack() as meters:
+                cpu = {path: meters.enter_context(runner_cpu(path, pid)) for path, pid in runners.items()}
+                # Warm up every path (imports, first sandbox, connection pools), untimed.
+                await asyncio.gather(*(run(len(tasks), 1) for run in paths.values()))
+                await measure_rounds(quick, paths, cpu, server.pid, model, results)
     return results
 
 
-async def profile_env_server(quick: bool, work: Path) -> tuple[dict[str, float], int, float]:
-    """The env server's own CPU per episode by owner (cProfile of its main thread), the episodes
-    profiled and the server's whole CPU (all threads) per episode over the same batch."""
+async def measure_rounds(
+    quick: bool,
+    paths: dict[str, Any],
+    cpu: dict[str, Any],
+    server_pid: int,
+    model: Any,
+    results: list[Measured],
+) -> None:
+    repeats = QUICK_REPEATS if quick else REPEATS
+    rounds = 1 if quick else ROUNDS
+    for concurrency in QUICK_CONCURRENCIES if quick else CONCURRENCIES:
+        measured = Measured(concurrency)
+        for round_ in range(rounds):
+            order = list(PATHS)[round_ % 3 :] + list(PATHS)[: round_ % 3]
+            for path in order:
+                before, calls_before = cpu[path](), model_calls(model)
+                server_before = cpu_seconds(server_pid)
+                measured.batches[path].append(await paths[path](concurrency, repeats[concurrency]))
+                if path == "a":
+                    measured.env_server_cpu += cpu_seconds(server_pid) - server_before
+                measured.cpu[path] += cpu[path]() - before
+                measured.calls[path] += model_calls(model) - calls_before
+        results.append(measured)
+
+
+async def split_by_owner(quick: bool, work: Path, out_dir: Path) -> dict[str, dict[str, float]]:
+    """Paths (a) and (c) once more, one batch each, untimed: CPU seconds per episode of the
+    runner's process by owner (py-spy samples of all its threads, weighted by the CPU it used over
+    the batch) and of the sandboxes (everything below the runner)."""
     concurrency = 8 if quick else 32
     config = env_config(work / "env")
     tasks = list(task_rows(config).values())
-    profile = work / "env-server.prof"
+    repeats = 1 if quick else 5
+    split = {}
     with solving_model(work) as (model, tokenizer):
-        async with env_server(config, profile_to=profile) as server:
-            client = train_client(model, tokenizer)
-            await run_batch(server.client, client, tasks, len(tasks))  # warm-up, not profiled
-            warm = cpu_seconds(server.pid)
-            async with profiled(server, profile):
-                batch = await run_batch(server.client, client, tasks * (1 if quick else 5), concurrency)
-            whole = cpu_seconds(server.pid) - warm
-    per_episode = {owner: seconds / batch.episodes for owner, seconds in cpu_by_owner(profile).items()}
-    return per_episode, batch.episodes, whole / batch.episodes
+        client_config = train_client(model, tokenizer)
+        async with env_server(config) as server, harbor_job_worker(work / "ours", model.base_url, "harbor-env") as ours:
+            runs = {
+                "a": (server.pid, lambda c, k: run_batch(server.client, client_config, tasks * k, c)),
+                "c": (ours.process.pid, ours.run),
+            }
+            for path, (pid, run) in runs.items():
+                with runner_cpu(f"split-{path}", pid) as everything:
+                    await run(len(tasks), 1)  # warm-up, not sampled
+                    process, tree = cpu_seconds(pid), everything()
+                    async with sampling(pid, out_dir / f"overhead-samples-{path}.txt") as samples:
+                        batch = await run(concurrency, repeats)
+                        used, tree_used = cpu_seconds(pid) - process, everything() - tree
+                split[path] = {owner: cpu / batch.episodes for owner, cpu in cpu_by_owner(samples, used).items()}
+                split[path]["sandboxes"] = (tree_used - used) / batch.episodes
+    return split
 
 
 def verdicts(results: list[Measured]) -> list[dict[str, Any]]:
@@ -260,22 +284,20 @@ def verdicts(results: list[Measured]) -> list[dict[str, Any]]:
     return found
 
 
-def owner_split(owners: dict[str, float]) -> str:
-    """The owners' milliseconds per episode, unless cProfile booked a negative time to one: its
-    accounting of suspended and resumed coroutines can move time between callers and callees, and
-    then no split it gives is to be trusted."""
-    split = ", ".join(f"{owner} {seconds * 1000:.0f} ms" for owner, seconds in owners.items())
-    if min(owners.values()) < 0:
-        total = sum(owners.values()) * 1000
-        return f"not reliable this run (cProfile booked a negative time: {split}; sum {total:.0f} ms)"
-    return split
+def owner_table(split: dict[str, dict[str, float]]) -> tuple[list[str], list[list[str]]]:
+    parts = [*OWNERS, "sandboxes"]
+    rows = [[f"({path})", *(f"{split[path][part] * 1000:.0f}" for part in parts)] for path in split]
+    extra = [split["a"][part] - split["c"][part] for part in parts]
+    rows.append(["(a) - (c)", *(f"{ms * 1000:+.0f}" for ms in extra)])
+    return ["path", *parts], rows
 
 
 async def section(out_dir: pathlib.Path, quick: bool = False) -> str:
+    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="harbor-env-overhead-") as tmp:
         work = Path(tmp)
         results = await measure(quick, work / "timed")
-        owners, profiled_episodes, whole = await profile_env_server(quick, work / "profiled")
+        owners = await split_by_owner(quick, work / "profiled", out_dir)
         await asyncio.sleep(1.0)
         notes = [f"{measured.concurrency}: {why}" for measured in results for why in measured.failures()]
         for root in (work / "timed", work / "profiled"):
@@ -288,10 +310,8 @@ async def section(out_dir: pathlib.Path, quick: bool = False) -> str:
         "cpu_per_episode": {p: busiest.cpu[p] / busiest.episodes(p) for p in PATHS},
         "cpu_concurrency": busiest.concurrency,
         "env_server_cpu_per_episode": busiest.env_server_cpu / busiest.episodes("a"),
-        "profiled_env_server_cpu_per_episode": whole,
-        "env_server_cpu_by_owner": owners,
+        "cpu_per_episode_by_owner": owners,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "overhead.json").write_text(
         json.dumps({"header": HEADER, "rows": rows, "notes": notes, "verdicts": found, "figures": figures}, indent=1)
     )
@@ -304,15 +324,20 @@ async def section(out_dir: pathlib.Path, quick: bool = False) -> str:
         "verifiers' env server (prime-rl's path), (b) Harbor's `Job` with its stock Terminus-2 and (c) Harbor's "
         "`Job` with harbor-env's Terminus-2 (`InterceptedTerminus2`), each in its own process, rounds interleaved. "
         "Throughput counts episodes with reward 1.0 only; ratios are medians over rounds (min-max). CPU is the "
-        "runner's process and the sandboxes it reaped.",
+        "runner's process and everything it started (a cpuacct cgroup per runner: processes killed with their "
+        "sandbox count too).",
         "",
         markdown_table(HEADER, rows),
         "",
         f"harbor-env's extra CPU per episode against (c) at concurrency {busiest.concurrency}: {extra:+.2f} s; "
-        f"the env server's process alone: {figures['env_server_cpu_per_episode']:.3f} s per episode. "
-        f"Under cProfile ({profiled_episodes} episodes at concurrency {8 if quick else 32}) the env server used "
-        f"{whole:.3f} s per episode (all threads); its main thread by owner (cProfile, own time by "
-        "the file of each function; CPU time of that thread, profiler overhead included): " + owner_split(owners) + ".",
+        f"the env server's process alone: {figures['env_server_cpu_per_episode']:.3f} s per episode.",
+        "",
+        f"Where (a)'s extra CPU goes: (a) and (c) once more, one batch each at concurrency {8 if quick else 32}, "
+        "the runner's process sampled by py-spy (all threads; a sample belongs to the innermost harbor_env, "
+        "verifiers or Harbor frame on its stack, else to other: the event loop, idle pools), weighted by the CPU "
+        "it used; sandboxes: every process below the runner. Milliseconds per episode:",
+        "",
+        markdown_table(*owner_table(owners)),
         "",
     ]
     if quick:

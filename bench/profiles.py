@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import re
 import shutil
+import signal
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,16 @@ COST_CENTRES = (
     ("trace deltas to the client (verifiers)", "DeltaStreamer.flush"),
     ("verifier-input guard (harbor_env harness.py)", "guard_verifier_inputs"),
 )
+
+
+def is_idle(frame: str) -> bool:
+    """Whether an innermost frame is a wait (short or full file names, with or without a line)."""
+    name, _, where = frame.partition(" (")
+    where = re.sub(r":\d+\)$", ")", "(" + where)
+    return any(name == idle_name and where.endswith(idle_where.lstrip("(")) for idle_name, idle_where in _IDLE)
+
+
+_IDLE = [(f.partition(" ")[0], f.partition(" ")[2]) for f in IDLE_FRAMES]
 
 
 def read_profile(path: Path) -> list[tuple[str, list[str], int]]:
@@ -68,7 +81,7 @@ def thread_profiles(path: Path) -> dict[str, ThreadProfile]:
     for thread, frames, count in read_profile(path):
         profile = threads.setdefault(thread, ThreadProfile(0, 0, collections.Counter(), collections.Counter()))
         profile.samples += count
-        if not frames or frames[-1] in IDLE_FRAMES:
+        if not frames or is_idle(frames[-1]):
             continue
         profile.busy += count
         profile.leaves[frames[-1]] += count
@@ -83,13 +96,44 @@ def merged(threads: dict[str, ThreadProfile], prefix: str) -> tuple[float, int]:
     return sum(t.share(t.busy) for t in chosen), len(chosen)
 
 
+@contextlib.asynccontextmanager
+async def sampling(pid: int, output: Path) -> AsyncIterator[Path]:
+    """`py-spy record` on `pid` for the length of the block: busy samples of every thread, with
+    full file names (whose code each frame is), raw stacks to `output`."""
+    recorder = await asyncio.create_subprocess_exec(
+        _py_spy(),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        str(PROFILE_RATE),
+        "--format",
+        "raw",
+        "--full-filenames",
+        "--output",
+        str(output),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield output
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
+        _, stderr = await recorder.communicate()
+        if not output.is_file():
+            raise RuntimeError(f"py-spy failed: {stderr.decode(errors='replace')[-500:]}")
+
+
+def _py_spy() -> str:
+    return shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+
+
 async def record_profiles(targets: dict[str, int], out_dir: Path, seconds: int) -> dict[str, Path]:
     """`py-spy record` on each process at once (all threads, idle samples too), raw stacks to out_dir."""
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     outputs = {name: out_dir / f"profile-{name}.txt" for name in targets}
     recorders = [
         await asyncio.create_subprocess_exec(
-            py_spy,
+            _py_spy(),
             "record",
             "--pid",
             str(pid),

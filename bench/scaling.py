@@ -16,11 +16,13 @@ Usage: uv run --group bench python bench/scaling.py [--quick] [--out bench/resul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import pathlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from harbor_env.testing.processes import (  # noqa: E402
     cpu_seconds,
     leak_notes,
     machine_busy_seconds,
-    tree_cpu_seconds,
+    runner_cpu,
 )
 
 CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64)
@@ -58,13 +60,15 @@ class CpuMeter:
 
     env_pid: int
     fake_model_tid: int
+    everything: Callable[[], float]  # the env server and all it started (testing.processes.runner_cpu)
 
     def read(self) -> dict[str, float]:
         me = os.getpid()
+        server = cpu_seconds(self.env_pid)
         return {
             "event loop": cpu_seconds(self.env_pid, self.env_pid),
-            "env server": cpu_seconds(self.env_pid),
-            "sandboxes": tree_cpu_seconds(self.env_pid, include_root=False),
+            "env server": server,
+            "sandboxes": self.everything() - server,
             "benchmark": cpu_seconds(me),
             "fake model": cpu_seconds(me, self.fake_model_tid),
             "machine": machine_busy_seconds(),
@@ -146,10 +150,11 @@ async def sweep(out_dir: Path, quick: bool) -> tuple[list[dict[str, Any]], str, 
     with tempfile.TemporaryDirectory(prefix="harbor-env-scaling-") as tmp:
         work = Path(tmp)
         config = env_config(work)
-        with solving_model(work) as (model, tokenizer):
+        with solving_model(work) as (model, tokenizer), contextlib.ExitStack() as accounts:
             async with env_server(config) as server:
                 setup = Setup(server, train_client(model, tokenizer), list(task_rows(config).values()))
-                meter = CpuMeter(server.pid, model._thread.native_id)  # type: ignore[union-attr]
+                everything = accounts.enter_context(runner_cpu("scaling", server.pid))
+                meter = CpuMeter(server.pid, model._thread.native_id, everything)  # type: ignore[union-attr]
                 await setup.batch(len(setup.rows), 1)  # warm-up, untimed
                 for concurrency in CONCURRENCIES:
                     batch, cpu = await metered(meter, setup.batch(concurrency, repeats[concurrency]))
@@ -170,7 +175,7 @@ async def sweep(out_dir: Path, quick: bool) -> tuple[list[dict[str, Any]], str, 
 
 
 def own_cores(cpu: dict[str, float]) -> float:
-    """Cores this run used: the env server, the sandboxes it reaped, the fake model."""
+    """Cores this run used: the env server, everything it started, the fake model."""
     return cpu["env server"] + cpu["sandboxes"] + cpu["fake model"]
 
 
@@ -229,7 +234,8 @@ def sweep_section(rows: list[dict[str, Any]], profile: str, notes: list[str], ou
         f"`uv run --group bench python bench/scaling.py{' --quick' if quick else ''}`: the 7 sample tasks through "
         "verifiers' env server (prime-rl's path), Terminus-2 in the local sandbox, a zero-latency scripted model in "
         f"the benchmark process; CPU from /proc during each batch ({os.cpu_count()}-core machine, shared with other "
-        "work; sandboxes: the env server's reaped children). Plot: `scaling.png`.",
+        "work; sandboxes: everything the env server started, through a cpuacct cgroup where the host has one, as "
+        "processes killed with their sandbox escape /proc's counters). Plot: `scaling.png`.",
         "",
         table,
         "",
@@ -256,14 +262,21 @@ async def compare(out_dir: Path, quick: bool, variant: str) -> str:
             "current": env_config(work / "current"),
             variant: env_config(work / variant, harness=variant_harness(variant, work / variant, TERMINUS_OPTIONS)),
         }
-        with solving_model(work) as (model, tokenizer):
+        with solving_model(work) as (model, tokenizer), contextlib.ExitStack() as accounts:
             client_model = train_client(model, tokenizer)
             async with env_server(configs["current"]) as current, env_server(configs[variant]) as other:
                 servers = {"current": current, variant: other}
                 setups = {
                     side: Setup(servers[side], client_model, list(task_rows(configs[side]).values())) for side in sides
                 }
-                meters = {side: CpuMeter(servers[side].pid, model._thread.native_id) for side in sides}  # type: ignore[union-attr]
+                meters = {
+                    side: CpuMeter(
+                        servers[side].pid,
+                        model._thread.native_id,  # type: ignore[union-attr]
+                        accounts.enter_context(runner_cpu(side, servers[side].pid)),
+                    )
+                    for side in sides
+                }
                 for setup in setups.values():
                     await setup.batch(len(setup.rows), 1)  # warm-up, untimed
                 for round_ in range(rounds):

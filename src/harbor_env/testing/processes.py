@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harbor_env.sandbox.commands import SERVER_PROGRAM
@@ -53,6 +54,62 @@ def tree_cpu_seconds(root: int, *, include_root: bool = True) -> float:
                 total += children_cpu_seconds(pid) + (cpu_seconds(pid) if include_root or pid != root else 0.0)
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - seen
     return total
+
+
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+class CpuAccount:
+    """A cgroup v1 cpuacct group that a runner process is put in, with all it starts later: its
+    CPU, the sandboxes' included. Exact where /proc is not: a process killed with its sandbox
+    (the tmux server, say) is reaped inside the dying PID namespace, and its CPU never reaches
+    any /proc counter of the tree above it. The local sandbox's own groups are memory, cpu and
+    pids, so its processes stay in this one."""
+
+    def __init__(self, group: Path):
+        self.group = group
+
+    @classmethod
+    def create(cls, name: str) -> CpuAccount | None:
+        """None where this host has no writable cpuacct v1 hierarchy (then use tree_cpu_seconds)."""
+        if not (CPUACCT / "cpuacct.usage").is_file():
+            return None
+        group = CPUACCT / f"harbor-env-bench-{os.getpid()}-{name}"
+        try:
+            group.mkdir()
+        except OSError:
+            return None
+        return cls(group)
+
+    def add(self, pid: int) -> None:
+        (self.group / "cgroup.procs").write_text(str(pid))
+
+    def seconds(self) -> float:
+        return int((self.group / "cpuacct.usage").read_text()) / 1e9
+
+    def remove(self) -> None:
+        """Move what is left to the parent group, then remove this one."""
+        with contextlib.suppress(OSError):
+            for pid in (self.group / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    (CPUACCT / "cgroup.procs").write_text(pid)
+            self.group.rmdir()
+
+
+@contextlib.contextmanager
+def runner_cpu(name: str, pid: int) -> Iterator[Callable[[], float]]:
+    """A reader of the CPU seconds of `pid` and everything it starts from now on: through a
+    CpuAccount where the host has one, else tree_cpu_seconds (which misses processes killed with
+    their sandbox)."""
+    account = CpuAccount.create(name)
+    if account is None:
+        yield lambda: tree_cpu_seconds(pid)
+        return
+    try:
+        account.add(pid)
+        yield account.seconds
+    finally:
+        account.remove()
 
 
 def machine_busy_seconds() -> float:
