@@ -8,15 +8,16 @@ Sections, in this order (NAME = module in bench/):
     tokens     token cost per episode: merged branches against step-wise samples
     lifecycle  sandbox start / first exec / stop: local sandbox, and Docker when a daemon is reachable
     commands   the sandbox's command path: CPU per command, an episode's commands, start -> exec -> stop
+    baseline   the env server's CPU per episode against the nsenter command path, in the same run
     memory     env-server RSS per concurrent episode at concurrency 32
     scaling    throughput as concurrency grows
 
 --quick runs each section small (minutes, not tens of minutes); --only picks sections.
 After the sections, a verdict per target (none with --quick: small runs prove nothing):
-    a/c >= 0.95 at concurrency 8 and 32 (bench/overhead.py), and the env server's CPU per
-    episode at concurrency 32 (printed, for comparison with the baseline); the sandbox targets
-    (per-command child CPU and event-loop time, start -> exec -> stop against bare bwrap) from
-    bench/commands.py.
+    a/c >= 0.95 at concurrency 8 and 32 (bench/overhead.py); the env server's CPU per episode at
+    concurrency 32 at least 20% lower than with the nsenter command path (bench/baseline.py); the
+    sandbox targets (per-command child CPU and event-loop time, start -> exec -> stop against bare
+    bwrap) from bench/commands.py.
 Each section is printed as soon as it finishes, and OUT/results.md (a header with the date,
 machine and git commit, then every section) is rewritten after each one, so a failure late
 in the run keeps what came before. A section whose module is missing or that fails is
@@ -45,7 +46,7 @@ apply_environment_defaults()  # before verifiers and Harbor load
 
 import common  # noqa: E402
 
-SECTIONS = ("overhead", "tokens", "lifecycle", "commands", "memory", "scaling")
+SECTIONS = ("overhead", "tokens", "lifecycle", "commands", "baseline", "memory", "scaling")
 
 
 def cpu_model() -> str:
@@ -118,12 +119,10 @@ async def verdicts(names: list[str], out_dir: Path, quick: bool) -> str:
     if "overhead" in names and overhead.is_file():
         result = json.loads(overhead.read_text())
         found += result.get("verdicts", [])
-        figures = result.get("figures", {})
-        if "env_server_cpu_per_episode" in figures:
-            lines.append(
-                f"- env-server CPU per episode at concurrency {figures['cpu_concurrency']}: "
-                f"{figures['env_server_cpu_per_episode'] * 1000:.0f} ms (compare with the baseline)"
-            )
+    if "baseline" in names and (out_dir / "compare-nsenter.json").is_file():
+        from baseline import verdict
+
+        found.append(verdict(out_dir))
     if "commands" in names and (out_dir / "commands.json").is_file():
         found += sandbox_verdicts(out_dir)
     labels = {True: "met", False: "NOT MET", None: "not judged"}

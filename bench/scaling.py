@@ -317,6 +317,9 @@ async def compare(out_dir: Path, quick: bool, variant: str) -> str:
         f"{per_episode[variant]['env server'] - per_episode['current']['env server']:+.0f} ms.",
     ]
     text += [f"- {note}" for note in notes]
+    (out_dir / f"compare-{variant}.json").write_text(
+        json.dumps({"rate": rate, "per_episode_ms": per_episode, "episodes": episodes, "notes": notes}, indent=1)
+    )
     return "\n".join(text) + "\n"
 
 
