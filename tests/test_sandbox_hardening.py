@@ -178,9 +178,13 @@ async def test_a_fresh_verifier_holds_only_the_agents_workdir(quota: bool, work:
             "echo x > /root/.planted; echo x > /tmp/planted; echo x > /logs/agent/log; tmux new -d -s t 'sleep 1000'"
         )
         assert (await sandbox.exec(setup)).return_code == 0
+        inode = (await sandbox.exec("stat -c %i /app/answer")).stdout
         old_dir = sandbox.sandbox_dir
         await sandbox.prepare_verifier()
         assert sandbox.sandbox_dir != old_dir and not old_dir.exists()
+        # On the host's disk WORKDIR is renamed into the verifier's root (nothing is read or
+        # copied, whatever its size); under a quota only the sandbox sees it, and tar copies it.
+        assert ((await sandbox.exec("stat -c %i /app/answer")).stdout == inode) is not quota
         listing = await sandbox.exec(
             "ls -A /app /root /tmp; cat /app/answer; readlink /app/link; ps -e | grep -c sleep"
         )
@@ -190,6 +194,17 @@ async def test_a_fresh_verifier_holds_only_the_agents_workdir(quota: bool, work:
         # Its only writable log folder is the verifier's.
         assert (await sandbox.exec("echo x > /logs/agent/other")).return_code != 0
         assert (await sandbox.exec("echo 1 > /logs/verifier/reward.txt")).return_code == 0
+
+
+async def test_a_workdir_the_agent_replaced_by_a_link_is_copied_not_moved(work: Path) -> None:
+    task = write_task(work, dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\n")
+    async with running(make_sandbox(task, work)) as sandbox:
+        setup = "mkdir /tmp/real && echo 7 > /tmp/real/answer && cd / && rm -rf /app && ln -s /tmp/real /app"
+        assert (await sandbox.exec(setup, cwd="/")).return_code == 0
+        await sandbox.prepare_verifier()
+        # A rename would have moved the link (to a folder the verifier's sandbox does not hold).
+        result = await sandbox.exec("test -d /app && ! test -L /app && cat /app/answer", cwd="/")
+        assert (result.return_code, result.stdout) == (0, "7\n"), result
 
 
 async def test_the_next_start_reaps_dead_owners_but_not_live_or_kept_ones(work: Path) -> None:

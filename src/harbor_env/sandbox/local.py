@@ -21,6 +21,7 @@ import inspect
 import os
 import re
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -235,9 +236,9 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         await self._apply_network_policy(self._network_policy)
         await self._upload_environment_dir_after_start()
 
-    async def _create(self, *, for_verifier: bool) -> None:
-        """A new sandbox from the task's environment; for the verifier, with an empty WORKDIR
-        (the agent's is moved in) and every mount but the verifier's read-only."""
+    async def _create(self, *, for_verifier: bool, workdir_from: Path | None = None) -> None:
+        """A new sandbox from the task's environment; for the verifier, with every mount but the
+        verifier's read-only and an empty WORKDIR, or the host folder `workdir_from` renamed to it."""
         parent = self._sandbox_parent()
         name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', self.session_id)[:80]}-{uuid.uuid4().hex[:8]}"
         self._dir = parent / name
@@ -252,7 +253,10 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             if for_verifier:
                 workdir = root / self._workdir().lstrip("/")
                 await asyncio.to_thread(shutil.rmtree, workdir)
-                workdir.mkdir(parents=True)
+                if workdir_from is not None:
+                    workdir_from.rename(workdir)
+                else:
+                    workdir.mkdir(parents=True)
             await self._spawn_init()
         except BaseException:
             await self._teardown(delete=True)
@@ -271,9 +275,25 @@ class LocalSandbox(SandboxExec, SandboxFiles):
 
     async def _respawn_with_workdir(self) -> None:
         old_dir = self._dir
-        assert old_dir is not None
-        archive = old_dir / "workdir.tar"
+        assert old_dir is not None and self._fs is not None
         workdir = self._workdir()
+        moved = self._fs.host_path(workdir, for_write=True)
+        if moved is not None and moved.is_relative_to(self._fs.root) and _plain_directory(moved):
+            # WORKDIR is a folder of the agent's root on the host: it moves into the verifier's
+            # root as it is, whatever its size (a rename reads nothing and follows no link).
+            await self._stop_processes()
+            self._dir = None
+            try:
+                await self._create(for_verifier=True, workdir_from=moved)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, old_dir, ignore_errors=True)
+            return
+        await self._respawn_through_tar(old_dir, workdir)
+
+    async def _respawn_through_tar(self, old_dir: Path, workdir: str) -> None:
+        """Where the host cannot reach WORKDIR (under a storage quota the root is a tmpfs only the
+        sandbox sees) or the agent put a link or a mount there: through tar, inside each sandbox."""
+        archive = old_dir / "workdir.tar"
         # tar inside the sandbox: links the agent planted are archived as links, never followed
         # on the host; the archive lives in the sandbox's host folder, which no sandbox sees.
         with archive.open("wb") as out:
@@ -390,3 +410,11 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         if self._fs is None:
             raise LocalSandboxError("local sandbox: not running (start() was not called, or it was stopped)")
         return self._fs.host_path(sandbox_path, for_write=for_write)
+
+
+def _plain_directory(path: Path) -> bool:
+    """A directory itself, not a link to one (a rename would move the link, not the folder)."""
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
