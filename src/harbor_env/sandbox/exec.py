@@ -106,6 +106,8 @@ class SandboxExec(BaseEnvironment):
 
     async def _agent(self, init_pid: int) -> SandboxCommands:
         """This sandbox's command agent (command_server.py), started on the first command."""
+        if self._commands is not None and self._commands.open:
+            return self._commands  # every command after the first: no lock to take
         async with self._agent_lock:
             if self._commands is None or not self._commands.open:
                 cgroups = [str(g / "cgroup.procs") for g in self._cgroup.groups] if self._cgroup else []
