@@ -321,8 +321,14 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             quota = self._dir / "quota"
             quota.mkdir()
             self._fs.root_on_host = False
-            argv = with_storage_quota(
-                argv, unshare=self._tools["unshare"], storage_mb=self._storage_mb, quota=quota, root=self._fs.root
+            # Its shell joins the cgroups too, while it mounts: one shell less, and the wait of the join hidden.
+            return with_storage_quota(
+                argv,
+                unshare=self._tools["unshare"],
+                storage_mb=self._storage_mb,
+                quota=quota,
+                root=self._fs.root,
+                cgroup_procs=self._cgroup.procs if self._cgroup is not None else [],
             )
         return self._cgroup.wrap(argv) if self._cgroup is not None else argv
 
