@@ -21,8 +21,7 @@ from harbor_env.sandbox.limits import JOIN_GROUPS
 QUOTA_ROOT_SCRIPT = (
     "size=$1 quota=$2 root=$3 n=$4; shift 4; "
     f"({JOIN_GROUPS}) & joining=$!; "
-    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" '
-    '&& mount --bind "$quota" "$root" || exit; '
+    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" || exit; '
     'wait "$joining" || exit 125; shift "$n"; exec "$@"'
 )
 QUOTA_TOOLS = ("unshare", "mount", "cp")
@@ -39,7 +38,7 @@ def quota_tools() -> dict[str, str] | None:
 def with_storage_quota(
     argv: list[str], *, unshare: str, storage_mb: int, quota: Path, root: Path, cgroup_procs: Sequence[str] = ()
 ) -> list[str]:
-    """`argv` run on a tmpfs of `storage_mb` at `quota`, copied from and bound over `root`,
+    """`argv` (bubblewrap, with `quota` as its `/`) run on a tmpfs of `storage_mb` at `quota`, filled from `root`,
     inside the cgroups of `cgroup_procs` (their cgroup.procs files)."""
     return [
         unshare,
