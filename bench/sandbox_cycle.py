@@ -39,8 +39,12 @@ from harbor_env.sandbox.filesystem import RootFilesystem  # noqa: E402
 # (label, owner, attribute): each is timed wherever it is called from; labels nest by indent.
 PHASES = [
     ("start", local.LocalSandbox, "start"),
+    ("  host tools", local, "require_tools"),
+    ("  Dockerfile", local.LocalSandbox, "_read_layout"),
     ("  reaper pass", reaper, "reap_now_and_then"),
-    ("  cgroups: create", limits.CgroupLimits, "create"),
+    ("  owner record", reaper, "record_owner"),
+    ("  limits", local.LocalSandbox, "_apply_limits"),
+    ("    cgroups: create", limits.CgroupLimits, "create"),
     ("  file system: plan + private root", local.LocalSandbox, "_plan_filesystem"),
     ("  init: spawn", local.LocalSandbox, "_spawn_init"),
     ("    bwrap arguments", RootFilesystem, "bwrap_args"),
