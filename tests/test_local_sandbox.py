@@ -376,6 +376,10 @@ async def test_storage_quota_stops_a_disk_filler(work: Path) -> None:
         pytest.skip("the storage quota needs root on the host")
     free_before = shutil.disk_usage(work).free
     async with running(make_sandbox(task, work)) as sandbox:
+        # The quota's shell put the init into the sandbox's cgroups (in the background) before bwrap.
+        groups = sandbox._cgroup.groups if sandbox._cgroup is not None else []
+        init_cgroups = Path(f"/proc/{sandbox.init_pid}/cgroup").read_text()
+        assert all(f"/{group.name}\n" in init_cgroups for group in groups), (groups, init_cgroups)
         fill = await sandbox.exec("dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>&1; stat -c %s /tmp/fill")
         assert "No space left on device" in fill.stdout, fill
         assert int(fill.stdout.split()[-1]) <= 32 * 1024 * 1024

@@ -55,8 +55,11 @@ def test_storage_quota_argv(tmp_path: Path) -> None:
         storage_mb=256,
         quota=tmp_path / "q",
         root=tmp_path / "r",
+        cgroup_procs=["/cg/memory/x/cgroup.procs", "/cg/pids/x/cgroup.procs"],
     )
     inner = ["bwrap", "--bind", "x", "/"]
     assert argv[:5] == ["/usr/bin/unshare", "--mount", "--propagation", "private", "--"]  # a mount namespace of its own
     assert argv[5:12] == ["/bin/sh", "-c", QUOTA_ROOT_SCRIPT, "sh", "256m", str(tmp_path / "q"), str(tmp_path / "r")]
-    assert argv[12:] == inner
+    # the same shell joins the groups before it becomes the command
+    assert argv[12:15] == ["2", "/cg/memory/x/cgroup.procs", "/cg/pids/x/cgroup.procs"]
+    assert argv[15:] == inner

@@ -65,6 +65,7 @@ class RootFilesystem:
     allowed: set[str] | None = None  # the only base paths it may see (None: all of the base)
     binds: list[Bind] = field(default_factory=list)
     root_on_host: bool = True  # False when the sandbox's root is a tmpfs only it can see
+    mounted_root: Path | None = None  # bound as `/` instead of `root` (the quota's tmpfs, filled from root)
     _read_only: dict[str, Path] = field(default_factory=dict)  # sandbox path -> base path
 
     def bwrap_args(self) -> list[str]:
@@ -72,7 +73,7 @@ class RootFilesystem:
         owned = {normalize(p) for p in self.owned}
         hidden = {normalize(p) for p in self.hidden}
         expanded = {a for p in owned | hidden for a in _ancestors(p)}
-        args = ["--bind", str(self.root), "/"]
+        args = ["--bind", str(self.mounted_root or self.root), "/"]
         self._read_only = {}
         self._walk("/", owned | hidden | _NEVER_FROM_BASE, expanded, args)
         args += ["--ro-bind", "/sys", "/sys", "--dev", "/dev", "--proc", "/proc"]

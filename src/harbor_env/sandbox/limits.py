@@ -22,8 +22,10 @@ CPU_PERIOD_US = 100_000
 # The controller behind each limit.
 _CONTROLLER_FIELDS = {"memory": "memory_mb", "cpu": "cpus", "pids": "pids"}
 
+# Moves the shell ($$) into the groups whose cgroup.procs are its next $n arguments.
+JOIN_GROUPS = 'while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done'
 # `sh` joins the cgroups named by its first N arguments, then becomes the real command.
-_JOIN_AND_EXEC = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"'
+_JOIN_AND_EXEC = f'n=$1; shift; {JOIN_GROUPS}; exec "$@"'
 
 
 @dataclass(frozen=True)
@@ -154,10 +156,14 @@ class CgroupLimits:
             return None
         return made
 
+    @property
+    def procs(self) -> list[str]:
+        """The groups' cgroup.procs files: writing a PID there moves that process in."""
+        return [str(g / "cgroup.procs") for g in self.groups]
+
     def wrap(self, argv: list[str]) -> list[str]:
         """`argv`, started inside this sandbox's groups."""
-        procs = [str(g / "cgroup.procs") for g in self.groups]
-        return ["/bin/sh", "-c", _JOIN_AND_EXEC, "sh", str(len(procs)), *procs, *argv]
+        return ["/bin/sh", "-c", _JOIN_AND_EXEC, "sh", str(len(self.procs)), *self.procs, *argv]
 
     def _members(self) -> set[int]:
         members: set[int] = set()

@@ -318,6 +318,11 @@ class LocalSandbox(SandboxExec, SandboxFiles):
 
     async def _spawn_init(self) -> None:
         assert self._fs is not None and self._dir is not None
+        if self._storage_mb is not None:
+            # The host then reaches the private root only through the sandbox, so uploads count too.
+            self._fs.mounted_root = self._dir / "quota"
+            self._fs.mounted_root.mkdir()
+            self._fs.root_on_host = False
         bwrap = [
             self._tools["bwrap"],
             *self._fs.bwrap_args(),
@@ -336,13 +341,15 @@ class LocalSandbox(SandboxExec, SandboxFiles):
     def _wrap_init(self, argv: list[str]) -> list[str]:
         """The init's command line inside the storage quota's root and the sandbox's cgroups."""
         assert self._fs is not None and self._dir is not None
-        if self._storage_mb is not None:
-            # The host then reaches the private root only through the sandbox, so uploads count too.
-            quota = self._dir / "quota"
-            quota.mkdir()
-            self._fs.root_on_host = False
-            argv = with_storage_quota(
-                argv, unshare=self._tools["unshare"], storage_mb=self._storage_mb, quota=quota, root=self._fs.root
+        if self._fs.mounted_root is not None and self._storage_mb is not None:
+            # Its shell joins the cgroups too, while it mounts: one shell less, and the wait of the join hidden.
+            return with_storage_quota(
+                argv,
+                unshare=self._tools["unshare"],
+                storage_mb=self._storage_mb,
+                quota=self._fs.mounted_root,
+                root=self._fs.root,
+                cgroup_procs=self._cgroup.procs if self._cgroup is not None else [],
             )
         return self._cgroup.wrap(argv) if self._cgroup is not None else argv
 

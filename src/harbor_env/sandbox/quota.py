@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-# $1 size, $2 the tmpfs mount point, $3 the prepared root; the rest is the command to run.
+from harbor_env.sandbox.limits import JOIN_GROUPS
+
+# $1 size, $2 the tmpfs mount point, $3 the prepared root, $4 a count n; the next n arguments
+# are cgroup.procs files the shell joins, the rest is the command to run. The first move into
+# a cgroup v1 group waits for an RCU grace period (~7 ms here, nearly no CPU), so a background
+# subshell moves this shell ($$) while it mounts and copies; it waits for that before the exec.
+# mount and cp may start outside the groups: they are ours and end before the command starts.
 QUOTA_ROOT_SCRIPT = (
-    "size=$1 quota=$2 root=$3; shift 3; "
-    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" '
-    '&& mount --bind "$quota" "$root" && exec "$@"'
+    "size=$1 quota=$2 root=$3 n=$4; shift 4; "
+    f"({JOIN_GROUPS}) & joining=$!; "
+    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" || exit; '
+    'wait "$joining" || exit 125; shift "$n"; exec "$@"'
 )
 QUOTA_TOOLS = ("unshare", "mount", "cp")
 
@@ -27,8 +35,11 @@ def quota_tools() -> dict[str, str] | None:
     return {tool: path for tool, path in tools.items() if path}
 
 
-def with_storage_quota(argv: list[str], *, unshare: str, storage_mb: int, quota: Path, root: Path) -> list[str]:
-    """`argv` run on a tmpfs of `storage_mb` at `quota`, copied from and bound over `root`."""
+def with_storage_quota(
+    argv: list[str], *, unshare: str, storage_mb: int, quota: Path, root: Path, cgroup_procs: Sequence[str] = ()
+) -> list[str]:
+    """`argv` (bubblewrap, with `quota` as its `/`) run on a tmpfs of `storage_mb` at `quota`, filled from `root`,
+    inside the cgroups of `cgroup_procs` (their cgroup.procs files)."""
     return [
         unshare,
         "--mount",
@@ -42,5 +53,7 @@ def with_storage_quota(argv: list[str], *, unshare: str, storage_mb: int, quota:
         f"{storage_mb}m",
         str(quota),
         str(root),
+        str(len(cgroup_procs)),
+        *cgroup_procs,
         *argv,
     ]
