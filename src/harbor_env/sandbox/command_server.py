@@ -3,8 +3,8 @@
 Run as `python -I -S command_server.py FD OWNER_PID` (stdlib only, no site packages: it starts
 in milliseconds and holds a few MB), one per env-server process. FD is one end of a
 SOCK_SEQPACKET socket pair whose other end the env server holds (commands.py). Every message
-is a JSON header, then a NUL and raw bytes where said, with file descriptors attached as
-SCM_RIGHTS where said.
+is a header (a dict) and raw bytes where said (split_message), with file descriptors attached
+as SCM_RIGHTS where said.
 
 The server only makes agents: `{"id", "pid", "cgroups", "keep"}` with one descriptor, the
 agent's socket, forks an agent for the sandbox whose init is `pid`; the agent answers
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import json
+import marshal
 import os
 import selectors
 import signal
@@ -114,13 +114,16 @@ def _resolve(name: str, env: dict[str, str]) -> str:
 
 
 def split_message(data: bytes) -> tuple[dict, bytes]:
-    """A message is a JSON header, then (after a NUL, which JSON text never holds) raw bytes."""
-    header, _, payload = data.partition(b"\0")
-    return json.loads(header), payload
+    """A message is `marshal` of (header, payload bytes). Both ends run this interpreter (the
+    server is started as sys.executable), and only the env server and its agents hold these
+    sockets: marshal, unsafe for untrusted data, never sees any, and it is several times faster
+    than JSON on every command, bytes included."""
+    header, payload = marshal.loads(data)
+    return header, payload
 
 
-def join_message(header: dict, *payload: bytes) -> list[bytes]:
-    return [json.dumps(header).encode(), b"\0", *payload]
+def join_message(header: dict, payload: bytes = b"") -> bytes:
+    return marshal.dumps((header, payload))
 
 
 class _Loop:
@@ -168,7 +171,7 @@ class _Loop:
 
     def answer(self, header: dict, *payload: bytes, fds: list[int] | None = None) -> None:
         try:
-            socket.send_fds(self.sock, join_message(header, *payload), fds or [])
+            socket.send_fds(self.sock, [join_message(header, b"".join(payload))], fds or [])
         except OSError:
             pass  # the owner is gone; the loop ends on the socket's EOF
 
@@ -406,7 +409,7 @@ def _run_agent(agent_socket: int, request: dict) -> None:
         try:
             agent = Agent(sock, request)
         except OSError as exc:
-            sock.send(json.dumps({"id": 0, "status": -1, "error": f"cannot enter the sandbox: {exc}"}).encode())
+            sock.send(join_message({"id": 0, "status": -1, "error": f"cannot enter the sandbox: {exc}"}))
             os._exit(1)
         agent.answer({"id": 0, "status": 0})  # ready
         agent.serve()

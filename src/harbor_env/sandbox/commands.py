@@ -96,7 +96,7 @@ class _Channel:
                 os.close(fd)
 
     async def send(self, header: dict[str, Any], payload: bytes = b"", fds: list[int] | tuple[int, ...] = ()) -> None:
-        message = join_message(header, payload)
+        message = [join_message(header, payload)]
         while True:
             if self.sock is None:
                 raise LocalSandboxError(f"local sandbox: the {self.what} is gone")
