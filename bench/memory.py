@@ -31,7 +31,7 @@ from harbor_env.testing.env_server import EnvServer, env_server  # noqa: E402
 from harbor_env.testing.episodes import train_client  # noqa: E402
 from harbor_env.testing.inference import FakeInferenceServer, PolicyInput  # noqa: E402
 from harbor_env.testing.policies import terminus_reply  # noqa: E402
-from harbor_env.testing.processes import parent_pids, processes_mentioning, rss_mb  # noqa: E402
+from harbor_env.testing.processes import descendant_processes, parent_pids, processes_mentioning, rss_mb  # noqa: E402
 from harbor_env.testing.tasks import write_task  # noqa: E402
 from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
@@ -143,7 +143,8 @@ async def measure(quick: bool) -> dict:
             elapsed = time.monotonic() - started
             await asyncio.sleep(2.0)
             after = rss_mb(server.pid)
-            left_over = descendants(server.pid)
+            # Not the command server itself: it lives as long as the env server (its agents count).
+            left_over = {pid for pid, _ in descendant_processes(server.pid)}
         leaked = processes_mentioning(str(work / "sandboxes"))
     failed = [e for e in episodes if not (e.traces and all(t.ok for t in e.traces))]
     peak = max(samples, key=lambda s: s[1])
