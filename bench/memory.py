@@ -31,7 +31,7 @@ from harbor_env.testing.env_server import EnvServer, env_server  # noqa: E402
 from harbor_env.testing.episodes import train_client  # noqa: E402
 from harbor_env.testing.inference import FakeInferenceServer, PolicyInput  # noqa: E402
 from harbor_env.testing.policies import terminus_reply  # noqa: E402
-from harbor_env.testing.processes import descendant_processes, parent_pids, processes_mentioning, rss_mb  # noqa: E402
+from harbor_env.testing.processes import descendant_pids, descendant_processes, processes_mentioning, rss_mb  # noqa: E402
 from harbor_env.testing.tasks import write_task  # noqa: E402
 from harbor_env.testing.tokenizer import build_test_tokenizer  # noqa: E402
 
@@ -69,20 +69,6 @@ class HoldTogether:
             in_flight += step
             most = max(most, in_flight)
         return most
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (the sandboxes' bubblewrap trees, under the env server)."""
-    children: dict[int, list[int]] = {}
-    for child, parent in parent_pids().items():
-        children.setdefault(parent, []).append(child)
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def pss_mb(pid: int) -> float:
@@ -127,7 +113,7 @@ async def measure(quick: bool) -> dict:
 
             async def sample() -> None:
                 while True:
-                    below = await asyncio.to_thread(descendants, server.pid)
+                    below = await asyncio.to_thread(descendant_pids, server.pid)
                     pss = sum(pss_mb(p) for p in below)
                     samples.append((time.monotonic() - started, rss_mb(server.pid), len(below), pss))
                     await asyncio.sleep(SAMPLE_EVERY_S)

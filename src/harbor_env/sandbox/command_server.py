@@ -176,6 +176,14 @@ class _Loop:
             pass  # the owner is gone; the loop ends on the socket's EOF
 
 
+class _CannotStart(Exception):
+    """A command that cannot start: its status and message as a shell would give them."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, f"{message}\n"
+
+
 class _Command:
     """One running command: its process, the pipes of its output, and what they carried."""
 
@@ -247,42 +255,40 @@ class Agent(_Loop):
             pipes["err"], stderr = os.pipe()
             ends.append(stderr)
             pid = self._start(request, [stdin, stdout, stderr])
-        except BaseException:
+        except BaseException as exc:
             for fd in [*pipes.values(), *ends]:
                 os.close(fd)
-            raise
+            if not isinstance(exc, _CannotStart):
+                raise
+            message = exc.message.encode()
+            self.answer({"id": request["id"], "status": exc.status, "out": 0, "err": len(message)}, message)
+            return
         for fd in ends:
             os.close(fd)  # the command holds them now: EOF comes when it (and what it started) closes them
-        if isinstance(pid, str):  # it could not start
-            for fd in pipes.values():
-                os.close(fd)
-            status, message = pid.split(" ", 1)
-            self.answer({"id": request["id"], "status": int(status), "out": 0, "err": len(message)}, message.encode())
-            return
         command = self.commands[request["id"]] = _Command(request["id"], pid, pipes, request["max_output"])
         self.selector.register(command.pidfd, selectors.EVENT_READ, lambda: self._exited(command))
         for name, fd in pipes.items():
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, lambda n=name: self._read(command, n))
 
-    def _start(self, request: dict, fds: list[int]) -> int | str:
-        """The command's PID, or "STATUS MESSAGE" where it cannot start (a shell's status)."""
+    def _start(self, request: dict, fds: list[int]) -> int:
+        """The command's PID; _CannotStart where it cannot start."""
         argv, env, cwd = request["argv"], request["env"], request["cwd"]
         try:
             path = _resolve(argv[0], env)
         except FileNotFoundError as exc:
-            return f"127 {argv[0]}: {exc.strerror}\n"
+            raise _CannotStart(127, f"{argv[0]}: {exc.strerror}") from None
         if request["uid"] is not None:
             return self._fork_as_user(request, fds, path)
         try:
             os.chdir(cwd)
         except OSError as exc:
-            return f"1 cd: {cwd}: {exc.strerror}\n"
+            raise _CannotStart(1, f"cd: {cwd}: {exc.strerror}") from None
         actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
         try:
             return os.posix_spawn(path, argv, env, file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS)
         except OSError as exc:
-            return f"126 {argv[0]}: {exc.strerror}\n"
+            raise _CannotStart(126, f"{argv[0]}: {exc.strerror}") from None
 
     def _read(self, command: _Command, name: str) -> None:
         fd = command.pipes[name]

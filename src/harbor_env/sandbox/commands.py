@@ -252,8 +252,7 @@ class SandboxCommands:
         try:
             header, output, received = await answer
         except asyncio.CancelledError:
-            with contextlib.suppress(LocalSandboxError):
-                await self.channel.send({"id": 0, "kill": request_id})
+            await self._kill(request_id)
             raise
         finally:
             if timer is not None:

@@ -163,7 +163,8 @@ class CgroupLimits:
 
     def wrap(self, argv: list[str]) -> list[str]:
         """`argv`, started inside this sandbox's groups."""
-        return ["/bin/sh", "-c", _JOIN_AND_EXEC, "sh", str(len(self.procs)), *self.procs, *argv]
+        procs = self.procs
+        return ["/bin/sh", "-c", _JOIN_AND_EXEC, "sh", str(len(procs)), *procs, *argv]
 
     def _members(self) -> set[int]:
         members: set[int] = set()

@@ -45,14 +45,10 @@ def tree_cpu_seconds(root: int, *, include_root: bool = True) -> float:
     """CPU time of a process tree: each live process's own and its reaped children's. A process
     that ends moves its CPU into its parent's reaped-children count, so nothing is counted twice;
     the live command server and its agents (which no runner reaps mid-run) are counted too."""
-    parents = parent_pids()
-    total, frontier, seen = 0.0, {root}, set()
-    while frontier:
-        seen |= frontier
-        for pid in frontier:
-            with contextlib.suppress(OSError):  # ended since the scan
-                total += children_cpu_seconds(pid) + (cpu_seconds(pid) if include_root or pid != root else 0.0)
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - seen
+    total = 0.0
+    for pid in {root} | descendant_pids(root):
+        with contextlib.suppress(OSError):  # ended since the scan
+            total += children_cpu_seconds(pid) + (cpu_seconds(pid) if include_root or pid != root else 0.0)
     return total
 
 
@@ -164,12 +160,8 @@ def descendant_processes(root: int | None = None) -> set[tuple[int, str]]:
     """This process's descendants (env servers, sandboxes and what runs in them), so that other
     work on a shared machine does not count."""
     parents = parent_pids()
-    found, frontier = set(), {root or os.getpid()}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
     described = set()
-    for pid in found:
+    for pid in descendant_pids(root or os.getpid(), parents):
         with contextlib.suppress(OSError):
             described.add((pid, command_line(pid)))
     # Not a command server: one lives as long as the process that started it (its own test checks
@@ -191,6 +183,16 @@ def parent_pids() -> dict[int, int]:
             if entry.isdigit():
                 parents[int(entry)] = int(_stat_fields(f"/proc/{entry}/stat")[1])
     return parents
+
+
+def descendant_pids(root: int, parents: dict[int, int] | None = None) -> set[int]:
+    """Every process below `root` (from `parents`, else a fresh parent_pids())."""
+    parents = parent_pids() if parents is None else parents
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
 
 def children_of(pid: int) -> list[int]:
