@@ -118,6 +118,7 @@ async def test_a_cancelled_episode_leaves_nothing_behind(work: Path, tokenizer: 
     """prime-rl cancels stale rollouts: no sandbox, tmux server, trial folder or descriptor survives."""
     import verifiers.v1 as vf
 
+    from harbor_env.sandbox.commands import command_server
     from harbor_env.testing.configs import SAMPLING, env_config
     from harbor_env.testing.episodes import train_client
 
@@ -125,6 +126,10 @@ async def test_a_cancelled_episode_leaves_nothing_behind(work: Path, tokenizer: 
     env = vf.load_environment(config)
     task = next(iter(env.taskset))
     policy = ScriptedPolicy({}, default=[terminus_reply("tmux new -d -s extra 'sleep 300'; sleep 300\n", duration=60)])
+    if os.geteuid() == 0:
+        # The command server's socket lives as long as this process (one per env server), not
+        # per episode: have it before counting, as any earlier test of the suite leaves it.
+        command_server().start()
     processes_before = foreign_processes()
     descriptors_before = len(os.listdir("/proc/self/fd"))
     with FakeInferenceServer(tokenizer, policy) as server:

@@ -147,6 +147,10 @@ class CommandServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 
+    def start(self) -> None:
+        """Start the server now; it otherwise starts on the first sandbox's first command."""
+        self._connect()
+
     def _connect(self) -> _Channel:
         if self._channel is not None and self._channel.open and self.pid is not None:
             return self._channel
