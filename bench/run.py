@@ -8,14 +8,15 @@ Sections, in this order (NAME = module in bench/):
     tokens     token cost per episode: merged branches against step-wise samples
     lifecycle  sandbox start / first exec / stop: local sandbox, and Docker when a daemon is reachable
     commands   the sandbox's command path: CPU per command, an episode's commands, start -> exec -> stop
-    baseline   the env server's CPU per episode against the nsenter command path, in the same run
+    baseline   the env server's CPU per episode against the code of the day issue 16 was filed
+               and against the nsenter command path, in the same run
     memory     env-server RSS per concurrent episode at concurrency 32
     scaling    throughput as concurrency grows
 
 --quick runs each section small (minutes, not tens of minutes); --only picks sections.
 After the sections, a verdict per target (none with --quick: small runs prove nothing):
     a/c >= 0.95 at concurrency 8 and 32 (bench/overhead.py); the env server's CPU per episode at
-    concurrency 32 at least 20% lower than with the nsenter command path (bench/baseline.py); the
+    concurrency 32 at least 20% lower than on the day issue 16 was filed (bench/baseline.py); the
     sandbox targets (per-command child CPU and event-loop time, start -> exec -> stop against bare
     bwrap) from bench/commands.py.
 Each section is printed as soon as it finishes, and OUT/results.md (a header with the date,
@@ -119,7 +120,7 @@ async def verdicts(names: list[str], out_dir: Path, quick: bool) -> str:
     if "overhead" in names and overhead.is_file():
         result = json.loads(overhead.read_text())
         found += result.get("verdicts", [])
-    if "baseline" in names and (out_dir / "compare-nsenter.json").is_file():
+    if "baseline" in names and (out_dir / "compare-then.json").is_file():
         from baseline import verdict
 
         found.append(verdict(out_dir))
