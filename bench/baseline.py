@@ -75,7 +75,7 @@ async def tree_worker(tree: Path, log: Path) -> AsyncIterator[TreeWorker]:
     worker = TreeWorker(process, log)
     try:
         ready = await worker.line()
-        if Path(ready["harbor_env"]).resolve().is_relative_to(tree.resolve()) is False:
+        if not Path(ready["harbor_env"]).resolve().is_relative_to(tree.resolve()):
             raise RuntimeError(f"the worker for {tree} imported harbor_env from {ready['harbor_env']}")
         yield worker
     finally:
