@@ -118,8 +118,7 @@ def split_message(data: bytes) -> tuple[dict, bytes]:
     server is started as sys.executable), and only the env server and its agents hold these
     sockets: marshal, unsafe for untrusted data, never sees any, and it is several times faster
     than JSON on every command, bytes included."""
-    header, payload = marshal.loads(data)
-    return header, payload
+    return marshal.loads(data)
 
 
 def join_message(header: dict, payload: bytes = b"") -> bytes:

@@ -110,7 +110,7 @@ class SandboxExec(BaseEnvironment):
             return self._commands  # every command after the first: no lock to take
         async with self._agent_lock:
             if self._commands is None or not self._commands.open:
-                cgroups = [str(g / "cgroup.procs") for g in self._cgroup.groups] if self._cgroup else []
+                cgroups = self._cgroup.procs if self._cgroup else []
                 spec = AgentSpec(init_pid, command_capability_numbers(), cgroups)
                 self._commands = await command_server().agent(spec)
             return self._commands
