@@ -74,7 +74,10 @@ if [ "$stack" = pinned ]; then
     --exclude-newer-package "renderers=$PRIME_RL_PYPI_DATE" \
     --exclude-newer-package "prime-pydantic-config=$PRIME_RL_PYPI_DATE"
 elif [ "$stack" = newest ]; then
-  VIRTUAL_ENV="$venv" uv pip install -q -e . "verifiers==0.4.0" "harbor==0.25.0" "${dev[@]}"
+  # podman-compose: the container tests (tests/test_containers.py) run here too where podman
+  # is set up (scripts/containers/setup.sh); Harbor 0.21 (pinned) has no podman environment.
+  VIRTUAL_ENV="$venv" uv pip install -q -e . "verifiers==0.4.0" "harbor==0.25.0" "podman-compose==1.6.0" "${dev[@]}"
+  export PATH="$PWD/$venv/bin:$PATH"
 else
   # This package without its dependencies (verifiers among them): harbor_env.sandbox needs
   # Harbor only. Its tests: the sandbox's own and real Trials in it.

@@ -209,6 +209,19 @@ async def test_environment_failing_to_start_is_errored(
     assert "rootfs" in trace.errors[-1].message and trace.rewards.get("reward") is None
 
 
+async def test_a_task_that_needs_its_image_is_errored_on_the_hosts_root(
+    client: EnvClient, tokenizer: Path, inference: FakeInferenceServer
+) -> None:
+    """`[metadata] needs_image = true`: its tests need what the Dockerfile's RUN installs (here
+    pytest, which the host's python3 lacks), so on the host's root it would score 0 whatever the
+    agent did; the local sandbox refuses it and the episode is errored, naming the key."""
+    (trace,) = (await run_episode(client, inference, tokenizer, task_data("version-sort"))).traces
+    assert not trace.ok and trace.rewards.get("reward") is None
+    message = trace.errors[-1].message
+    assert "needs_image = true" in message and "version-sort/task.toml" in message, message
+    assert inference.records == [], "the agent ran in a sandbox that could not score it"
+
+
 async def test_agent_timeout_is_scored_by_the_verifier(client: EnvClient, work: Path, tokenizer: Path) -> None:
     tasks = work / "tasks"
     task = write_task(

@@ -242,3 +242,22 @@ async def test_the_isolation_command_spares_only_the_chain_that_runs_it(work: Pa
             "ls -A /logs/verifier /logs/agent/x; test -d /tests && ! test -L /tests && echo tests-ok"
         )
         assert after.stdout == "/logs/agent/x:\n\n/logs/verifier:\ntests-ok\n", after.stdout
+
+
+async def test_the_isolation_command_spares_the_environments_own_processes(work: Path) -> None:
+    """A container's keep-alive (or a cloud sandbox's exec daemon) runs before the agent does:
+    listed then, by PID and start time, it lives on; what started later dies, even a process
+    named like it."""
+    from harbor_env.verifier_isolation import isolation_command, list_own_processes
+
+    async with running(make_sandbox(write_task(work), work, verifier="shared")) as sandbox:
+        await sandbox.exec("(setsid sleep 1001 >/dev/null 2>&1 &)")
+        own = await list_own_processes(sandbox)
+        assert len(own.split()) >= 2 and all(":" in entry for entry in own.split()), own
+        await sandbox.exec("(setsid sleep 1002 >/dev/null 2>&1 &)")
+        result = await sandbox.exec(
+            f"{isolation_command(sandbox, own)}; echo exit=$?; "
+            "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done 2>/dev/null"
+        )
+        assert "exit=0" in result.stdout, result
+        assert "sleep 1001" in result.stdout and "sleep 1002" not in result.stdout, result.stdout

@@ -13,16 +13,17 @@ from harbor.models.task.task import Task
 from harbor_env.errors import LocalSandboxError
 from harbor_env.sandbox.limits import CGROUP_ROOT
 from harbor_env.testing.processes import foreign_processes
-from harbor_env.testing.tasks import SAMPLE_TASKS, write_task
+from harbor_env.testing.tasks import HOST_ROOT_TASKS, SAMPLE_TASKS, write_task
 from harbor_env.testing.trials import reward_of, run_trial
 
-TASK_NAMES = sorted(p.name for p in SAMPLE_TASKS.iterdir() if (p / "task.toml").is_file())
+ALL_TASKS = sorted(p.name for p in SAMPLE_TASKS.iterdir() if (p / "task.toml").is_file())
+TASK_NAMES = HOST_ROOT_TASKS  # the others need their image: tests/test_containers.py runs them
 
 
 def test_sample_tasks_are_valid_harbor_tasks() -> None:
-    assert len(TASK_NAMES) >= 6
+    assert len(TASK_NAMES) >= 6 and len(ALL_TASKS) - len(TASK_NAMES) >= 3
     partial_credit = 0
-    for name in TASK_NAMES:
+    for name in ALL_TASKS:
         folder = SAMPLE_TASKS / name
         task = Task(folder)  # Harbor's own parser
         assert task.instruction.strip(), name

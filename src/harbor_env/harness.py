@@ -29,12 +29,13 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_config import BaseConfig
 
 from harbor_env.agent import ModelCredentials, model_credentials
+from harbor_env.containers import before_trial, compose_overlays
 from harbor_env.errors import TrialError
 from harbor_env.memory import heap_trimmer
 from harbor_env.outcome import Outcome, interpret
 from harbor_env.rewards import declared_range
 from harbor_env.taskset import HarborTaskData
-from harbor_env.verifier_isolation import isolate_verifier
+from harbor_env.verifier_isolation import VerifierGuard
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +78,17 @@ class TrialEnvironmentConfig(BaseConfig):
             )
         return value
 
-    def to_harbor(self) -> EnvironmentConfig:
+    def to_harbor(self, task_dir: Path) -> EnvironmentConfig:
         if self.import_path is not None:
             return EnvironmentConfig(import_path=self.import_path, kwargs=self.kwargs, delete=self.delete)
         if self.type == "local":
             return EnvironmentConfig(import_path=LOCAL_SANDBOX, kwargs=self.kwargs, delete=self.delete)
-        return EnvironmentConfig(type=EnvironmentType(self.type), kwargs=self.kwargs, delete=self.delete)
+        return EnvironmentConfig(
+            type=EnvironmentType(self.type),
+            kwargs=self.kwargs,
+            delete=self.delete,
+            extra_docker_compose=compose_overlays(self.type, task_dir),
+        )
 
 
 class TrialAgentConfig(BaseConfig):
@@ -186,12 +192,25 @@ def guard_verifier_inputs(trial: Trial) -> None:
     """When verification starts, stop every process the agent left and re-create the verifier's
     folders (verifier_isolation.py): a lingering writer, a planted reward.json (which wins over
     the reward.txt a test writes) or a link in place of /tests cannot reach the verifier.
-    Harbor empties those folders itself only in newer versions, and stops nothing."""
+    Harbor empties those folders itself only in newer versions, and stops nothing.
+
+    The environment's own processes are listed as soon as its `start` returns: Harbor has no
+    hook between the environment's start and the agent's setup (ENVIRONMENT_START comes before
+    the start), so this trial's environment gets its `start` wrapped."""
+    environment = trial.agent_environment
+    guard = VerifierGuard(environment)
+    start = environment.start
+
+    async def start_then_list_own_processes(*args: Any, **kwargs: Any) -> None:
+        await start(*args, **kwargs)
+        await guard.environment_started()
+
+    environment.start = start_then_list_own_processes  # type: ignore[method-assign]
 
     async def isolate(_event: object) -> None:
         if getattr(trial, "_is_agent_environment_stopped", False):
             return  # separate-verifier mode: the verifier gets a fresh environment
-        await isolate_verifier(trial.agent_environment)
+        await guard.verification_starts()
 
     trial.add_hook(TrialEvent.VERIFICATION_START, isolate)
 
@@ -215,11 +234,13 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             trials_dir=Path(config.trials_dir).expanduser().resolve(),
             timeout_multiplier=multiplier,
             agent=agent,
-            environment=config.environment.to_harbor(),
+            environment=config.environment.to_harbor(Path(data.task_dir)),
         )
 
     async def launch(self, ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kwargs) -> vf.ProgramResult:
         trial_config = self.trial_config(data, ctx.model)
+        if self.config.environment.import_path is None:
+            await before_trial(self.config.environment.type)
         credentials = ModelCredentials(base_url=endpoint, api_key=secret)
         for attempt in range(self.config.retries + 1):
             result, outcome = await self._run_trial(trial_config, credentials)

@@ -3,14 +3,21 @@
 When verification starts (a Harbor trial hook, for every environment type), one root command
 in the environment
 
-1. stops every process but the environment's init (PID 1) and the chain of processes running
-   this command (an exec daemon, where the environment has one): `kill -STOP -1` freezes them
-   all in one system call, so a process forking in a loop cannot outrun it, then each is
-   killed. A writer the agent left behind (`nohup`, `setsid`, a tmux session, a loop in its own
-   pane) cannot overwrite the reward after the tests wrote it;
+1. stops every process but the environment's own: the init (PID 1), the processes that were
+   running when the environment had started, before the agent was set up (a container's
+   keep-alive `sleep`, a cloud sandbox's exec daemon), matched by PID *and* start time so a
+   recycled PID is not spared, and the chain of processes running this command. `kill -STOP -1`
+   freezes them all in one system call, so a process forking in a loop cannot outrun it, then
+   each is killed. A writer the agent left behind (`nohup`, `setsid`, a tmux session, a loop in
+   its own pane) cannot overwrite the reward after the tests wrote it;
 2. removes the tests folder and empties the verifier's log folder without following anything
    the agent planted (`rm` removes a symbolic link, never its target), then re-creates them, so
    Harbor's upload of the tests cannot write through a link onto another path.
+
+The environment's own processes are listed once, right after the environment starts
+(`VerifierGuard.environment_started`): in a container, PID 1 is often a shell whose child keeps
+it alive (`sh -c "sleep infinity"`, Harbor's compose files); killing that child ends PID 1 and
+with it the container, and every episode would error (exit 137) in the verifier phase.
 
 An environment may bring its own way (`prepare_verifier()`): the local sandbox runs the same
 command, or, in its fresh mode, moves the agent's working directory into a new sandbox.
@@ -26,15 +33,48 @@ from harbor.models.trial.paths import EnvironmentPaths
 
 from harbor_env.errors import VerifierIsolationError
 
-# POSIX sh (dash, busybox, bash). $1: the tests folder, $2: the verifier's log folder.
-ISOLATION_SCRIPT = r"""
-tests=$1 verifier=$2
+# POSIX sh (dash, busybox, bash), shared by both scripts: `started PID` sets $start to the
+# process's start time (field 22 of /proc/PID/stat, after the command name in parentheses,
+# which may hold spaces), without forking.
+_STARTED = r"""
+started() {
+  start=
+  read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
+  set -f; set -- ${stat##*") "}; set +f
+  [ $# -ge 20 ] && shift 19 && start=$1
+}
+"""
+
+# Prints "PID:START" of every process but its own, on one line.
+SNAPSHOT_SCRIPT = (
+    _STARTED
+    + r"""
+listed=
+for dir in /proc/[0-9]*; do
+  pid=${dir#/proc/}
+  [ "$pid" = $$ ] && continue
+  started "$pid" && listed="$listed $pid:$start"
+done
+echo "$listed"
+"""
+)
+
+# $1: the tests folder, $2: the verifier's log folder, $3: the environment's own processes
+# (SNAPSHOT_SCRIPT's output; empty: only PID 1 is the environment's).
+ISOLATION_SCRIPT = (
+    _STARTED
+    + r"""
+tests=$1 verifier=$2 own=" $3 "
 field() { # field NAME PID: a line of /proc/PID/status, without forking
   while read -r key value; do [ "$key" = "$1:" ] && { echo "$value"; return; }; done 2>/dev/null < "/proc/$2/status"
 }
 keep=" 1 $$ " pid=$$
 while parent=$(field PPid $pid) && [ -n "$parent" ] && [ "$parent" != 0 ]; do
   keep="$keep$parent " pid=$parent
+done
+for dir in /proc/[0-9]*; do
+  pid=${dir#/proc/}
+  started "$pid" && case "$own" in *" $pid:$start "*) keep="$keep$pid " ;; esac
 done
 round=0
 while :; do
@@ -62,6 +102,7 @@ rm -rf -- "$verifier"/* "$verifier"/.[!.]* "$verifier"/..?*
 chmod 777 "$verifier"
 [ -d "$tests" ] && [ ! -L "$tests" ] && [ -d "$verifier" ] && [ ! -L "$verifier" ] && [ -z "$(ls -A "$verifier")" ]
 """
+)
 ISOLATION_TIMEOUT_SEC = 60
 
 
@@ -70,23 +111,16 @@ class PreparesVerifier(Protocol):
     async def prepare_verifier(self) -> None: ...
 
 
-def isolation_command(environment: BaseEnvironment) -> str:
+def isolation_command(environment: BaseEnvironment, own_processes: str = "") -> str:
     paths = EnvironmentPaths.for_os(environment.os)
-    return " ".join(
-        [
-            "sh",
-            "-c",
-            shlex.quote(ISOLATION_SCRIPT),
-            "isolate",
-            shlex.quote(str(paths.tests_dir)),
-            shlex.quote(str(paths.verifier_dir)),
-        ]
-    )
+    arguments = [str(paths.tests_dir), str(paths.verifier_dir), own_processes]
+    return " ".join(["sh", "-c", shlex.quote(ISOLATION_SCRIPT), "isolate", *map(shlex.quote, arguments)])
 
 
-async def run_isolation_command(environment: BaseEnvironment) -> None:
+async def run_isolation_command(environment: BaseEnvironment, own_processes: str = "") -> None:
     """Stop the agent's processes and re-create the verifier's folders with one root command."""
-    result = await environment.exec(isolation_command(environment), user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
+    command = isolation_command(environment, own_processes)
+    result = await environment.exec(command, user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
     if result.return_code != 0:
         raise VerifierIsolationError(
             f"could not isolate the verifier from the agent (exit {result.return_code}): "
@@ -94,8 +128,34 @@ async def run_isolation_command(environment: BaseEnvironment) -> None:
         )
 
 
-async def isolate_verifier(environment: BaseEnvironment) -> None:
-    if isinstance(environment, PreparesVerifier):
-        await environment.prepare_verifier()
-    else:
-        await run_isolation_command(environment)
+async def list_own_processes(environment: BaseEnvironment) -> str:
+    """The environment's processes now ("PID:START ..."), before anything of the agent runs."""
+    command = " ".join(["sh", "-c", shlex.quote(SNAPSHOT_SCRIPT)])
+    result = await environment.exec(command, user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
+    if result.return_code != 0:
+        raise VerifierIsolationError(
+            f"could not list the environment's own processes (exit {result.return_code}): "
+            f"{(result.stderr or '').strip()[-500:]}"
+        )
+    return (result.stdout or "").strip()
+
+
+class VerifierGuard:
+    """Isolation of one trial's verifier: `environment_started` once the environment is up,
+    before the agent is set up; `verification_starts` when the verifier is about to run."""
+
+    def __init__(self, environment: BaseEnvironment):
+        self.environment = environment
+        self.own_processes: str | None = None
+
+    async def environment_started(self) -> None:
+        if not isinstance(self.environment, PreparesVerifier):
+            self.own_processes = await list_own_processes(self.environment)
+
+    async def verification_starts(self) -> None:
+        if isinstance(self.environment, PreparesVerifier):
+            await self.environment.prepare_verifier()
+            return
+        if self.own_processes is None:
+            raise VerifierIsolationError("the environment's own processes were never listed (did it start?)")
+        await run_isolation_command(self.environment, self.own_processes)

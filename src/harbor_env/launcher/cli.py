@@ -20,7 +20,7 @@ from dotenv import load_dotenv
 
 from harbor_env.errors import ConfigError
 from harbor_env.launcher.handover import HANDOVER_MARK, PrimeRL, StackReport, project_root, source_path
-from harbor_env.launcher.preflight import Problem, SourcePlan, check_docker, check_gpus, check_source
+from harbor_env.launcher.preflight import Problem, SourcePlan, check_container_engines, check_gpus, check_source
 from harbor_env.launcher.run_config import RunConfig
 
 SMOKE_TASKS = 5
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     command = prime_rl.command(configs, [] if args.test else overrides)  # a smoke config holds the overrides
     checkout_problems = prime_rl.problems()
     stack = None if checkout_problems else prime_rl.probe(root, sorted({p.environment for p in plans}))
-    host = checkout_problems + (stack.problems if stack else []) + check_gpus(run) + check_docker(plans)
+    host = checkout_problems + (stack.problems if stack else []) + check_gpus(run) + check_container_engines(plans)
     if args.dry_run:
         _print_plan(run, plans, root, prime_rl, stack, command)
         if host:

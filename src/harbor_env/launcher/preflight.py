@@ -127,31 +127,59 @@ def check_gpus(run: RunConfig) -> list[Problem]:
     return []
 
 
-def docker_reachable() -> tuple[bool, str]:
-    if shutil.which("docker") is None:
-        return False, "the docker CLI is not installed"
+def _answer(argv: list[str]) -> tuple[bool, str]:
+    """Whether `argv` exits 0 within 20 s, and its last line of output (or of errors)."""
     try:
-        probe = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
-        )
+        probe = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:
-        return False, "`docker info` did not answer within 20 s"
+        return False, f"`{' '.join(argv)}` did not answer within 20 s"
+    except OSError as exc:
+        return False, str(exc)
     if probe.returncode != 0:
         return False, (probe.stderr.strip().splitlines() or ["no answer"])[-1]
     return True, probe.stdout.strip()
 
 
-def check_docker(plans: list[SourcePlan]) -> list[Problem]:
-    users = [p.source.name for p in plans if p.environment == "docker"]
-    if not users:
-        return []
-    reachable, detail = docker_reachable()
-    if reachable:
-        return []
-    return [
-        Problem(
-            f"Docker daemon unreachable ({detail}), and source(s) {', '.join(users)} use environment type docker",
-            "start Docker (e.g. `sudo systemctl start docker`), or set env.agent.harness.environment.type "
-            "to 'local' (no Docker needed) or a cloud sandbox ('modal', 'daytona', 'e2b')",
-        )
-    ]
+def docker_reachable() -> tuple[bool, str]:
+    if shutil.which("docker") is None:
+        return False, "the docker CLI is not installed"
+    reachable, detail = _answer(["docker", "info", "--format", "{{.ServerVersion}}"])
+    if not reachable:
+        return False, f"Docker daemon unreachable ({detail})"
+    # Harbor's docker environment runs `docker compose` (Compose v2), not `docker-compose`.
+    has_compose, _ = _answer(["docker", "compose", "version"])
+    if not has_compose:
+        return False, "`docker compose` (Compose v2) is not installed; Harbor's docker environment runs it"
+    return True, detail
+
+
+def podman_ready() -> tuple[bool, str]:
+    if shutil.which("podman") is None:
+        return False, "podman is not installed"
+    # Harbor prefers `podman compose`, else podman-compose >= 1.x (Debian 12's 1.0.3 lacks --in-pod).
+    has_plugin, _ = _answer(["podman", "compose", "version"])
+    if not has_plugin and shutil.which("podman-compose") is None:
+        return False, "no compose frontend for podman (`podman compose`, or `pip install podman-compose>=1.1`)"
+    working, detail = _answer(["podman", "info", "--format", "{{.Version.Version}}"])
+    return working, detail if working else f"`podman info` failed ({detail})"
+
+
+def check_container_engines(plans: list[SourcePlan]) -> list[Problem]:
+    problems = []
+    for engine, probe, fix in (
+        ("docker", docker_reachable, "start Docker (e.g. `sudo systemctl start docker`) with Compose v2"),
+        ("podman", podman_ready, "install podman and podman-compose (README: Containers)"),
+    ):
+        users = [p.source.name for p in plans if p.environment == engine]
+        if not users:
+            continue
+        ready, detail = probe()
+        if not ready:
+            problems.append(
+                Problem(
+                    f"{detail}, and source(s) {', '.join(users)} use environment type {engine}",
+                    f"{fix}, or set env.agent.harness.environment.type to 'local' (no container engine) "
+                    "or a cloud sandbox ('modal', 'daytona', 'e2b')",
+                )
+            )
+    return problems

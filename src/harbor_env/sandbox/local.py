@@ -50,7 +50,7 @@ from harbor_env.sandbox.host_support import check_rootfs, require_tools, warn_on
 from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
 from harbor_env.sandbox.quota import quota_tools, with_storage_quota
-from harbor_env.sandbox.task_info import read_task_toml, states_network, verifier_mode
+from harbor_env.sandbox.task_info import NEEDS_IMAGE_KEY, needs_image, read_task_toml, states_network, verifier_mode
 from harbor_env.verifier_isolation import run_isolation_command
 
 DEFAULT_PATH = DOCKER_DEFAULT_PATH
@@ -140,6 +140,12 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             )
         if self.config.rootfs is not None:
             check_rootfs(Path(self.config.rootfs))
+        elif needs_image(self.environment_dir.parent, read_task_toml(self.environment_dir.parent)):
+            raise LocalSandboxError(
+                f"{self.environment_dir.parent / 'task.toml'}: [metadata] {NEEDS_IMAGE_KEY} = true: the task's "
+                "tests need its image, and the local sandbox runs on the host's root; run it with "
+                'environment.type = "podman" or "docker", or the local sandbox with rootfs=<unpacked image>'
+            )
 
     def _read_layout(self) -> ImageLayout:
         dockerfile = self.environment_dir / "Dockerfile"

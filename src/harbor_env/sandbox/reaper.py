@@ -34,7 +34,7 @@ def default_sandbox_parent() -> Path:
     return Path(configured) if configured else Path(tempfile.gettempdir()) / "harbor-env-sandboxes"
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -44,7 +44,7 @@ def _start_time(pid: int) -> str | None:
 
 
 def record_owner(sandbox_dir: Path, cgroups: list[Path]) -> None:
-    owner = {"pid": os.getpid(), "start": _start_time(os.getpid()), "cgroups": [str(g) for g in cgroups]}
+    owner = {"pid": os.getpid(), "start": process_start_time(os.getpid()), "cgroups": [str(g) for g in cgroups]}
     (sandbox_dir / OWNER_FILE).write_text(json.dumps(owner))
 
 
@@ -56,7 +56,7 @@ def release(sandbox_dir: Path) -> None:
 
 def _owner_dead(owner: dict) -> bool:
     pid = owner.get("pid")
-    return not isinstance(pid, int) or _start_time(pid) != owner.get("start")
+    return not isinstance(pid, int) or process_start_time(pid) != owner.get("start")
 
 
 def _remove_cgroup(group: Path) -> None:

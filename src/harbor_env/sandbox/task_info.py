@@ -11,6 +11,7 @@ from harbor_env.errors import LocalSandboxError
 
 VERIFIER_MODE_KEY = "verifier_sandbox"
 VERIFIER_MODES = ("fresh", "shared")
+NEEDS_IMAGE_KEY = "needs_image"
 _NETWORK_KEYS = ("network_mode", "allow_internet")
 
 
@@ -31,6 +32,16 @@ def verifier_mode(task_dir: Path, data: dict[str, Any]) -> str | None:
             f'{task_dir / "task.toml"}: [metadata] {VERIFIER_MODE_KEY} must be "fresh" or "shared", got {mode!r}'
         )
     return mode
+
+
+def needs_image(task_dir: Path, data: dict[str, Any]) -> bool:
+    """Whether the task says its tests need what its Dockerfile's RUN steps install (`[metadata]
+    needs_image = true`): on the host's root those steps never ran, and it would score 0."""
+    metadata = data.get("metadata")
+    value = metadata.get(NEEDS_IMAGE_KEY, False) if isinstance(metadata, dict) else False
+    if not isinstance(value, bool):
+        raise LocalSandboxError(f"{task_dir / 'task.toml'}: [metadata] {NEEDS_IMAGE_KEY} must be true or false")
+    return value
 
 
 def states_network(data: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 import verifiers.v1 as vf
 from verifiers.v1.utils.loaders import load_taskset, resolve_env_config
 
-from harbor_env.testing.tasks import SAMPLE_TASKS, TASK
+from harbor_env.testing.tasks import HOST_ROOT_TASKS, SAMPLE_TASKS, TASK
 
 SAMPLING = vf.SamplingConfig(temperature=1.0, max_tokens=4096)  # every test and benchmark episode
 
@@ -22,8 +22,11 @@ def env_config(
     harness: dict[str, Any] | None = None,
     keep_trials: bool = False,
 ) -> vf.EnvConfig:
-    """A HarborEnvironment config on `tasks` (those in `include`; all when None or empty),
-    running Terminus-2 in the local sandbox; trials/ and sandboxes/ live under `work`."""
+    """A HarborEnvironment config on `tasks` (those in `include`; all when empty; when None, all
+    but, of the sample tasks, those that need their image), running Terminus-2 in the local
+    sandbox; trials/ and sandboxes/ live under `work`."""
+    if include is None and Path(tasks) == SAMPLE_TASKS:
+        include = HOST_ROOT_TASKS
     return resolve_env_config(
         {
             "taskset": {"id": "harbor-env", "path": str(tasks), "include": include or []},

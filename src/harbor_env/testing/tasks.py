@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import textwrap
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE_TASKS = REPO / "datasets" / "harbor_tasks"
+
+
+def needs_image(task: Path) -> bool:
+    """Whether the task says its tests need its image (`[metadata] needs_image = true`)."""
+    metadata = tomllib.loads((task / "task.toml").read_text()).get("metadata", {})
+    return metadata.get("needs_image") is True
+
+
+# The sample tasks the local sandbox runs on the host's root (the others need their image).
+HOST_ROOT_TASKS = (
+    sorted(p.name for p in SAMPLE_TASKS.iterdir() if (p / "task.toml").is_file() and not needs_image(p))
+    if SAMPLE_TASKS.is_dir()
+    else []
+)
 
 # The sample task most episode tests run, and a phrase of its instruction a policy can match.
 TASK = "repair-config"
