@@ -143,6 +143,22 @@ async def test_a_link_in_place_of_tests_cannot_redirect_harbors_upload(
     assert list(planted.iterdir()) == [], "Harbor's upload of the tests went through the agent's link"
 
 
+# ---------------------------------------------------------------------------- a 0 must stay a 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_tree_too_deep_for_pythons_rmtree_is_scored_and_removed(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """3000 nested folders in WORKDIR: Python's recursive rmtree raises RecursionError past
+    ~1000, which made the verifier's preparation (fresh) or the teardown fail, an errored
+    episode GRPO drops; and left a folder the reaper then died on."""
+    deep = "python3 -c 'import os\nos.chdir(\"/app\")\nfor _ in range(3000): os.mkdir(\"d\"); os.chdir(\"d\")'"
+    data = probe_task(work / "tasks", f"deep-{mode}", mode)
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(deep), duration=2))
+    assert_scored_zero(trace)
+
+
 # ---------------------------------------------------------------------------- escapes (root on the host)
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="escapes need root on the host to mean anything")

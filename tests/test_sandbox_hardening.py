@@ -215,10 +215,27 @@ async def test_the_next_start_reaps_dead_owners_but_not_live_or_kept_ones(work: 
     for folder in (dead, kept):
         (folder / "root").mkdir(parents=True)
     (dead / reaper.OWNER_FILE).write_text(json.dumps({"pid": 2**22 + 7, "start": "1", "cgroups": []}))
+    make_deep_tree(dead / "root" / "app", 3000)  # Python's recursive rmtree gives up at ~1000
     reaper._last_reaped.clear()
     async with running(make_sandbox(write_task(work), work)) as live:
         assert not dead.exists() and kept.is_dir() and live.sandbox_dir.is_dir()
         assert json.loads((live.sandbox_dir / reaper.OWNER_FILE).read_text())["pid"] == os.getpid()
+        # What the agent makes there (a setuid-root file, say) is out of other host users' reach.
+        assert live.sandbox_dir.stat().st_mode & 0o777 == 0o700
+
+
+def make_deep_tree(top: Path, depth: int) -> None:
+    """`depth` nested folders under `top` (relative steps: the whole path is longer than PATH_MAX)."""
+    top.mkdir(parents=True, exist_ok=True)
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
 
 
 async def test_the_isolation_command_spares_only_the_chain_that_runs_it(work: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -29,12 +30,25 @@ def extract_within(archive: Path, target: Path) -> None:
         tar.extractall(target, filter=safe)
 
 
+def remove_tree(path: Path) -> None:
+    """Remove `path` (never following links), however deep the agent made it: Python's rmtree
+    recurses once per level and raises RecursionError past ~1000; then GNU rm, which does not
+    recurse, finishes the job. Gone already is fine; what cannot be removed stays (logged by
+    the caller's next look, never raised into an episode)."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return
+    except (RecursionError, OSError):
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False)
+
+
 def empty_host_dir(directory: Path, chmod: bool) -> None:
     """Create `directory` or remove what is in it (never following symlinks); chmod 777 on request."""
     directory.mkdir(parents=True, exist_ok=True)
     for child in directory.iterdir():
         if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
+            remove_tree(child)
         else:
             child.unlink()
     if chmod:

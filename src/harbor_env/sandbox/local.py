@@ -20,7 +20,6 @@ import asyncio
 import inspect
 import os
 import re
-import shutil
 import stat
 import uuid
 from pathlib import Path
@@ -45,7 +44,7 @@ from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, ImageLayout, sand
 from harbor_env.sandbox.exec import SandboxExec
 from harbor_env.sandbox.files import SandboxFiles
 from harbor_env.sandbox.filesystem import LogMounts, RootFilesystem, hidden_paths, normalize, plan_filesystem
-from harbor_env.sandbox.host_files import extract_within
+from harbor_env.sandbox.host_files import extract_within, remove_tree
 from harbor_env.sandbox.host_support import check_rootfs, require_tools, warn_once
 from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
@@ -250,15 +249,19 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         self._dir = parent / name
         await asyncio.to_thread(reaper.reap_now_and_then, parent)
         try:
+            # 0700: what the agent made (a setuid-root file, say) is reachable by no other host
+            # user while the folder exists; bubblewrap binds the root as root, and commands see
+            # only the sandbox's own namespace.
+            self._dir.mkdir(mode=0o700)
             root = self._dir / "root"
-            root.mkdir(parents=True)
+            root.mkdir()
             reaper.record_owner(self._dir, [])
             self._apply_limits(name)
             reaper.record_owner(self._dir, self._cgroup.groups if self._cgroup else [])
             self._fs = self._plan_filesystem(root, parent, for_verifier=for_verifier)
             if for_verifier:
                 workdir = root / self._workdir().lstrip("/")
-                await asyncio.to_thread(shutil.rmtree, workdir)
+                await asyncio.to_thread(remove_tree, workdir)
                 if workdir_from is not None:
                     workdir_from.rename(workdir)
                 else:
@@ -292,7 +295,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             try:
                 await self._create(for_verifier=True, workdir_from=moved)
             finally:
-                await asyncio.to_thread(shutil.rmtree, old_dir, ignore_errors=True)
+                await asyncio.to_thread(remove_tree, old_dir)
             return
         await self._respawn_through_tar(old_dir, workdir)
 
@@ -320,7 +323,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
                     f"{stderr.decode(errors='replace').strip()}"
                 )
         finally:
-            await asyncio.to_thread(shutil.rmtree, old_dir, ignore_errors=True)
+            await asyncio.to_thread(remove_tree, old_dir)
 
     async def _spawn_init(self) -> None:
         assert self._fs is not None and self._dir is not None
@@ -386,7 +389,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         await self._stop_processes()
         if self._dir is not None:
             if delete:
-                await asyncio.to_thread(shutil.rmtree, self._dir, ignore_errors=True)
+                await asyncio.to_thread(remove_tree, self._dir)
             else:
                 reaper.release(self._dir)
                 self.logger.info(f"local sandbox: kept {self._dir}")

@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harbor_env.sandbox.host_files import remove_tree
 
 OWNER_FILE = "owner.json"
 REAP_INTERVAL_SEC = 60.0
@@ -89,7 +90,7 @@ def reap(parent: Path) -> list[Path]:
                 # Only the sandbox's own groups (named as its folder), under the cgroup mount.
                 if Path(group).parts[1:4] == ("sys", "fs", "cgroup") and Path(group).name == sandbox_dir.name:
                     _remove_cgroup(Path(group))
-            shutil.rmtree(sandbox_dir, ignore_errors=True)
+            remove_tree(sandbox_dir)
             reaped.append(sandbox_dir)
     return reaped
 
