@@ -143,6 +143,23 @@ async def test_a_link_in_place_of_tests_cannot_redirect_harbors_upload(
     assert list(planted.iterdir()) == [], "Harbor's upload of the tests went through the agent's link"
 
 
+async def test_a_huge_reward_file_errors_with_a_short_message(
+    client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """Code the tests run writes a reward.json holding a 30 MB string: the episode is errored
+    (a reward must be a number), and the error that reaches the trace is a few kB, not the file."""
+    huge = (
+        "#!/bin/bash\n"
+        'python3 -c \'import json; json.dump({"reward": "x" * 30_000_000}, open("/logs/verifier/reward.json", "w"))\'\n'
+    )
+    write_task(work / "tasks", "huge-reward", test_sh=huge)
+    trace = await attack(client, tokenizer, task_data("huge-reward", work / "tasks"), terminus_reply("ls\n"))
+    assert not trace.ok, f"a 30 MB string was scored {trace.reward}"
+    messages = [e.message for e in trace.errors]
+    assert sum(map(len, messages)) < 10_000, [len(m) for m in messages]
+    assert len(str(trace.info)) < 10_000
+
+
 # ---------------------------------------------------------------------------- a 0 must stay a 0
 
 
@@ -153,7 +170,7 @@ async def test_a_tree_too_deep_for_pythons_rmtree_is_scored_and_removed(
     """3000 nested folders in WORKDIR: Python's recursive rmtree raises RecursionError past
     ~1000, which made the verifier's preparation (fresh) or the teardown fail, an errored
     episode GRPO drops; and left a folder the reaper then died on."""
-    deep = "python3 -c 'import os\nos.chdir(\"/app\")\nfor _ in range(3000): os.mkdir(\"d\"); os.chdir(\"d\")'"
+    deep = 'python3 -c \'import os\nos.chdir("/app")\nfor _ in range(3000): os.mkdir("d"); os.chdir("d")\''
     data = probe_task(work / "tasks", f"deep-{mode}", mode)
     trace = await attack(client, tokenizer, data, terminus_reply(run_script(deep), duration=2))
     assert_scored_zero(trace)

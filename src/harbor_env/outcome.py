@@ -21,6 +21,14 @@ from harbor_env.rewards import DEFAULT_REWARD_RANGE, check_in_range, check_rewar
 # Exceptions Harbor records while still running the verifier: the agent's own outcomes.
 AGENT_OUTCOMES = {"AgentTimeoutError", "NonZeroAgentExitCodeError"}
 REWARD_KEY = "reward"
+# Harbor's exception texts can quote what the tests wrote (a reward.json of 100 MB, say): what
+# reaches the trace, the logs and prime-rl's records is capped.
+MESSAGE_LIMIT = 2000
+
+
+def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text`, or its first `limit` characters and how many there were."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters in all)"
 
 
 @dataclass
@@ -101,11 +109,11 @@ def interpret(result: TrialResult, reward_range: tuple[float, float] = DEFAULT_R
     exception = result.exception_info
     if exception is not None:
         info["harbor_exception_type"] = exception.exception_type
-        info["harbor_exception_message"] = exception.exception_message[:2000]
+        info["harbor_exception_message"] = clip(exception.exception_message)
     where = f"trial {result.trial_name} ({result.task_name})"
     if exception is not None and exception.exception_type not in AGENT_OUTCOMES:
         return Outcome(
-            None, metrics, info, f"{where} failed: {exception.exception_type}: {exception.exception_message}"
+            None, metrics, info, f"{where} failed: {exception.exception_type}: {clip(exception.exception_message)}"
         )
     if result.verifier_result is None:
         return Outcome(None, metrics, info, f"{where}: the verifier produced no result")
@@ -116,5 +124,5 @@ def interpret(result: TrialResult, reward_range: tuple[float, float] = DEFAULT_R
         reward, verifier_metrics = _split_rewards(result.verifier_result.rewards or {}, where)
         check_in_range(reward, reward_range, where)
     except (TrialError, RewardRuleError) as exc:
-        return Outcome(None, metrics, info, str(exc))
+        return Outcome(None, metrics, info, clip(str(exc)))
     return Outcome(reward, {**verifier_metrics, **metrics}, info)

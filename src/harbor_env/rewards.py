@@ -21,6 +21,7 @@ from harbor_env.errors import RewardRuleError
 
 DEFAULT_REWARD_RANGE = (0.0, 1.0)
 RANGE_KEY = "reward_range"
+REWARD_FILE_LIMIT = 64 * 1024  # a reward file holds a few numbers; more is not read
 
 
 def declared_range(metadata: dict[str, Any], task_toml: Path) -> tuple[float, float]:
@@ -42,7 +43,16 @@ def declared_range(metadata: dict[str, Any], task_toml: Path) -> tuple[float, fl
 
 
 def check_reward_json(path: Path) -> None:
-    """Raise RewardRuleError naming `path` when a value of reward.json is not a plain number."""
+    """Raise RewardRuleError naming `path` when a value of reward.json is not a plain number,
+    or when the file is too large to be a reward (it is not read then)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return
+    if size > REWARD_FILE_LIMIT:
+        raise RewardRuleError(
+            f"{path}: {size:,} bytes; a reward file holds a few numbers (at most {REWARD_FILE_LIMIT:,} bytes)"
+        )
     try:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError):

@@ -36,6 +36,26 @@ def test_from_workdir_env_and_arg_substitution(tmp_path: Path) -> None:
     assert layout.copies == [] and layout.not_applied == []
 
 
+def test_env_quoting_follows_docker(tmp_path: Path) -> None:
+    """Single quotes keep `$` literal, double quotes expand, a backslash escapes; each pair sees
+    the variables as they were before its ENV line (Docker's rules, checked against its docs)."""
+    layout = parse(
+        tmp_path,
+        "FROM debian\nENV A=1\n"
+        "ENV A=2 B='single $A' C=\"double $A\" D=plain\\$A E=\"q\\\"x\" F='it''s'\n"
+        "ENV LEGACY some $A 'lit $A'\n",
+    )
+    assert layout.env == {
+        "A": "2",
+        "B": "single $A",
+        "C": "double 1",
+        "D": "plain$A",
+        "E": 'q"x',
+        "F": "its",
+        "LEGACY": "some 2 lit $A",
+    }
+
+
 def test_only_the_last_stage_counts(tmp_path: Path) -> None:
     layout = parse(
         tmp_path,

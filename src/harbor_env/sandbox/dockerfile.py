@@ -113,17 +113,76 @@ def _split_arguments(rest: str) -> list[str]:
     return shlex.split(rest)
 
 
+def _docker_words(text: str, variables: dict[str, str], *, split: bool = True) -> list[str]:
+    """`text` as Docker's ENV reads it: quotes removed, `$VAR` / `${VAR}` / `${VAR:-default}`
+    expanded outside single quotes only (`ENV B='a $X'` keeps `$X`, as Docker does), a
+    backslash escaping the next character (in double quotes: only `"`, `$`, `\\`, `` ` ``).
+    Unquoted blanks separate words when `split`, else they are kept (legacy `ENV KEY value`)."""
+    words: list[str] = []
+    word: list[str] = []
+    started = False
+    i, n = 0, len(text)
+
+    def expand_at(position: int) -> tuple[str, int]:
+        match = _VARIABLE.match(text, position)
+        if match is None:
+            return "$", position + 1
+        return _substitute(match.group(0), variables), match.end()
+
+    while i < n:
+        char = text[i]
+        if char in " \t" and split:
+            if started:
+                words.append("".join(word))
+                word, started = [], False
+            i += 1
+            continue
+        started = True
+        if char == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                raise ValueError("no closing quotation")
+            word.append(text[i + 1 : end])
+            i = end + 1
+        elif char == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                if text[i] == "\\" and i + 1 < n and text[i + 1] in '"$\\`':
+                    word.append(text[i + 1])
+                    i += 2
+                elif text[i] == "$":
+                    expanded, i = expand_at(i)
+                    word.append(expanded)
+                else:
+                    word.append(text[i])
+                    i += 1
+            if i >= n:
+                raise ValueError("no closing quotation")
+            i += 1
+        elif char == "\\" and i + 1 < n:
+            word.append(text[i + 1])
+            i += 2
+        elif char == "$":
+            expanded, i = expand_at(i)
+            word.append(expanded)
+        else:
+            word.append(char)
+            i += 1
+    if started:
+        words.append("".join(word))
+    return words
+
+
 def _parse_env(rest: str, variables: dict[str, str]) -> dict[str, str]:
-    tokens = shlex.split(rest)
-    if tokens and "=" not in tokens[0]:
-        # Legacy form: ENV KEY value with spaces
-        key, _, value = rest.partition(" ")
-        return {key.strip(): _substitute(value.strip().strip('"'), variables)}
+    key, _, value = rest.partition(" ")
+    if "=" not in key:
+        # Legacy form: ENV KEY value with spaces (one value, blanks kept).
+        return {key.strip(): "".join(_docker_words(value.strip(), variables, split=False))}
     pairs: dict[str, str] = {}
-    for token in tokens:
+    for token in _docker_words(rest, variables):
         key, sep, value = token.partition("=")
         if sep:
-            pairs[key] = _substitute(value, variables)
+            pairs[key] = value
     return pairs
 
 
