@@ -163,6 +163,27 @@ async def test_a_huge_reward_file_errors_with_a_short_message(
 # ---------------------------------------------------------------------------- a 0 must stay a 0
 
 
+WORKDIR_WRECKERS = {
+    "removed": "cd / && rm -rf /app",
+    "a file": "cd / && rm -rf /app && echo 42 > /app",
+    "a link to /proc": "cd / && rm -rf /app && ln -s /proc /app",
+    "a dangling link": "cd / && rm -rf /app && ln -s /nowhere /app",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("wreck", sorted(WORKDIR_WRECKERS))
+async def test_a_wrecked_workdir_is_scored_not_errored(
+    wreck: str, mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """WORKDIR removed or replaced: the isolation, the tests and (fresh) the move of WORKDIR
+    into the verifier's sandbox all started there, so the episode errored and GRPO dropped the
+    agent's 0. The verifier now finds an empty WORKDIR where there is no directory."""
+    data = probe_task(work / "tasks", f"wreck-{wreck.replace(' ', '-').replace('/', '')}-{mode}", mode)
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(WORKDIR_WRECKERS[wreck])))
+    assert_scored_zero(trace)
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_tree_too_deep_for_pythons_rmtree_is_scored_and_removed(
     mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left

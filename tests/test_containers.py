@@ -122,6 +122,8 @@ ATTACKS = {
     "nohup setsid bash /tmp/w.sh >/dev/null 2>&1 &",
     "planted reward.json": f"mkdir -p /logs/verifier && {FORGE}",
     "link in place of /tests": "mkdir -p /tmp/planted && rm -rf /tests && ln -s /tmp/planted /tests",
+    # Every exec starts in WORKDIR (`exec -w`): the isolation runs from / and re-creates it.
+    "removed WORKDIR": "cd / && rm -rf /app",
     # PID 1 is `sleep` itself (the compose overlay): the kernel ignores these from inside.
     "killed keep-alive": 'kill -9 1; for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sleep ] '
     "&& kill -9 ${p#/proc/}; done; true",

@@ -269,7 +269,8 @@ async def test_the_isolation_command_spares_the_environments_own_processes(work:
 
     async with running(make_sandbox(write_task(work), work, verifier="shared")) as sandbox:
         await sandbox.exec("(setsid sleep 1001 >/dev/null 2>&1 &)")
-        own = await list_own_processes(sandbox)
+        workdir, own = await list_own_processes(sandbox)
+        assert workdir == "/app"
         assert len(own.split()) >= 2 and all(":" in entry for entry in own.split()), own
         await sandbox.exec("(setsid sleep 1002 >/dev/null 2>&1 &)")
         result = await sandbox.exec(

@@ -45,10 +45,12 @@ started() {
 }
 """
 
-# Prints "PID:START" of every process but its own, on one line.
+# Prints the working directory it starts in (the environment's WORKDIR), then "PID:START" of
+# every process but its own, on one line.
 SNAPSHOT_SCRIPT = (
     _STARTED
     + r"""
+pwd
 listed=
 for dir in /proc/[0-9]*; do
   pid=${dir#/proc/}
@@ -60,11 +62,11 @@ echo "$listed"
 )
 
 # $1: the tests folder, $2: the verifier's log folder, $3: the environment's own processes
-# (SNAPSHOT_SCRIPT's output; empty: only PID 1 is the environment's).
+# (SNAPSHOT_SCRIPT's output; empty: only PID 1 is the environment's), $4: WORKDIR (or empty).
 ISOLATION_SCRIPT = (
     _STARTED
     + r"""
-tests=$1 verifier=$2 own=" $3 "
+tests=$1 verifier=$2 own=" $3 " workdir=$4
 field() { # field NAME PID: a line of /proc/PID/status, without forking
   while read -r key value; do [ "$key" = "$1:" ] && { echo "$value"; return; }; done 2>/dev/null < "/proc/$2/status"
 }
@@ -94,6 +96,12 @@ while :; do
   if [ "$round" -ge 100 ]; then echo "$left process(es) still running after SIGKILL" >&2; exit 1; fi
   sleep 0.05
 done
+# The agent removed WORKDIR or put a file or a dangling link there: the tests (and Harbor's
+# exec, which starts in WORKDIR) find an empty one, and score what the agent left.
+if [ -n "$workdir" ] && [ ! -d "$workdir" ]; then
+  rm -rf -- "$workdir"
+  mkdir -p -- "$workdir"
+fi
 rm -rf -- "$tests"
 mkdir -p -- "$tests"
 [ -L "$verifier" ] && rm -f -- "$verifier"
@@ -111,16 +119,17 @@ class PreparesVerifier(Protocol):
     async def prepare_verifier(self) -> None: ...
 
 
-def isolation_command(environment: BaseEnvironment, own_processes: str = "") -> str:
+def isolation_command(environment: BaseEnvironment, own_processes: str = "", workdir: str = "") -> str:
     paths = EnvironmentPaths.for_os(environment.os)
-    arguments = [str(paths.tests_dir), str(paths.verifier_dir), own_processes]
+    arguments = [str(paths.tests_dir), str(paths.verifier_dir), own_processes, workdir]
     return " ".join(["sh", "-c", shlex.quote(ISOLATION_SCRIPT), "isolate", *map(shlex.quote, arguments)])
 
 
-async def run_isolation_command(environment: BaseEnvironment, own_processes: str = "") -> None:
-    """Stop the agent's processes and re-create the verifier's folders with one root command."""
-    command = isolation_command(environment, own_processes)
-    result = await environment.exec(command, user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
+async def run_isolation_command(environment: BaseEnvironment, own_processes: str = "", workdir: str = "") -> None:
+    """Stop the agent's processes and re-create the verifier's folders with one root command.
+    It runs from `/`: WORKDIR, where commands start by default, may be gone."""
+    command = isolation_command(environment, own_processes, workdir)
+    result = await environment.exec(command, cwd="/", user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
     if result.return_code != 0:
         raise VerifierIsolationError(
             f"could not isolate the verifier from the agent (exit {result.return_code}): "
@@ -128,8 +137,9 @@ async def run_isolation_command(environment: BaseEnvironment, own_processes: str
         )
 
 
-async def list_own_processes(environment: BaseEnvironment) -> str:
-    """The environment's processes now ("PID:START ..."), before anything of the agent runs."""
+async def list_own_processes(environment: BaseEnvironment) -> tuple[str, str]:
+    """The environment's WORKDIR and its processes now ("PID:START ..."), before anything of the
+    agent runs."""
     command = " ".join(["sh", "-c", shlex.quote(SNAPSHOT_SCRIPT)])
     result = await environment.exec(command, user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
     if result.return_code != 0:
@@ -137,7 +147,8 @@ async def list_own_processes(environment: BaseEnvironment) -> str:
             f"could not list the environment's own processes (exit {result.return_code}): "
             f"{(result.stderr or '').strip()[-500:]}"
         )
-    return (result.stdout or "").strip()
+    workdir, _, processes = (result.stdout or "").partition("\n")
+    return workdir.strip(), processes.strip()
 
 
 class VerifierGuard:
@@ -147,10 +158,11 @@ class VerifierGuard:
     def __init__(self, environment: BaseEnvironment):
         self.environment = environment
         self.own_processes: str | None = None
+        self.workdir = ""
 
     async def environment_started(self) -> None:
         if not isinstance(self.environment, PreparesVerifier):
-            self.own_processes = await list_own_processes(self.environment)
+            self.workdir, self.own_processes = await list_own_processes(self.environment)
 
     async def verification_starts(self) -> None:
         if isinstance(self.environment, PreparesVerifier):
@@ -158,4 +170,4 @@ class VerifierGuard:
             return
         if self.own_processes is None:
             raise VerifierIsolationError("the environment's own processes were never listed (did it start?)")
-        await run_isolation_command(self.environment, self.own_processes)
+        await run_isolation_command(self.environment, self.own_processes, self.workdir)

@@ -56,6 +56,12 @@ DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
 VERIFIER_DIR = str(EnvironmentPaths.verifier_dir)
 AGENT_DIR = str(EnvironmentPaths.agent_dir)
+# WORKDIR ($1) as a tar stream, inside the sandbox, links archived as links; where the agent made
+# WORKDIR a link into /proc, /sys or /dev, an empty archive (tar would read the kernel's files).
+_ARCHIVE_WORKDIR = r"""
+case "$(readlink -f -- "$1")/" in /proc/* | /sys/* | /dev/*) exec tar -cf - -T /dev/null ;; esac
+exec tar -C "$1" -cf - .
+"""
 _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
 # Harbor 0.25 made binding its log directories to the host opt-in (`auto_mounting`, off by
 # default: the trial then downloads them). The local sandbox has always bound them, so rewards
@@ -277,7 +283,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         """Called when verification starts (verifier_isolation.py): in shared mode, stop the
         agent's processes and re-create the verifier's folders in this sandbox; in fresh mode,
         move the agent's final WORKDIR into a new sandbox and run the tests there."""
-        await run_isolation_command(self)
+        await run_isolation_command(self, workdir=self._workdir())
         await self._sync_agent_logs()
         if self.verifier_mode == "fresh":
             await self._respawn_with_workdir()
@@ -306,7 +312,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         # tar inside the sandbox: links the agent planted are archived as links, never followed
         # on the host; the archive lives in the sandbox's host folder, which no sandbox sees.
         with archive.open("wb") as out:
-            code, _, stderr = await self._run(["tar", "-C", workdir, "-cf", "-", "."], user=None, stdout=out)
+            code, _, stderr = await self._run(["sh", "-c", _ARCHIVE_WORKDIR, "archive", workdir], user=None, stdout=out)
         if code not in (0, 1):  # 1: a file changed while read (nothing of the agent runs now)
             raise LocalSandboxError(
                 f"local sandbox: cannot archive {workdir} for the verifier: {stderr.decode(errors='replace').strip()}"
