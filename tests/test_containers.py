@@ -11,6 +11,7 @@ with HARBOR_ENV_REQUIRE_CONTAINERS=1 (CI) they fail instead.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import subprocess
@@ -39,6 +40,7 @@ from harbor_env.testing.policies import (
 
 NEEDS_IMAGE = ["c-checksum", "sqlite-report", "version-sort"]
 UNREADY = podman_unready()
+LOCK = "/tmp/harbor-env-container-tests.lock"
 # CI sets it where the engine must be there: a skip would hide a broken setup.
 REQUIRED = os.environ.get("HARBOR_ENV_REQUIRE_CONTAINERS") == "1"
 
@@ -49,8 +51,13 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def engine_ready() -> None:
+def engine_ready() -> Iterator[None]:
+    """The engine is there, and this module has it to itself: the tests count what is left on
+    it, so a second suite on the same machine waits (a lock on the host) instead of interfering."""
     assert UNREADY is None, f"HARBOR_ENV_REQUIRE_CONTAINERS=1 but {UNREADY}"
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def podman_config(work: Path, **harness):
