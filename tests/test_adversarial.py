@@ -185,6 +185,23 @@ async def test_a_wrecked_workdir_is_scored_not_errored(
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_a_fifo_where_the_tests_read_is_scored_not_errored(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """A FIFO in place of the file the tests read blocks them until the verifier's timeout, an
+    errored episode; special files in WORKDIR are removed before the tests run."""
+    reads = "#!/bin/bash\ncat /app/answer >/dev/null 2>&1\necho 0 > /logs/verifier/reward.txt\n"
+    name = f"fifo-{mode}"
+    write_task(
+        work / "tasks", name, test_sh=reads, verifier_timeout=15, task_toml=f'[metadata]\nverifier_sandbox = "{mode}"\n'
+    )
+    trace = await attack(
+        client, tokenizer, task_data(name, work / "tasks"), terminus_reply(run_script("mkfifo /app/answer"))
+    )
+    assert_scored_zero(trace)
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_a_tree_too_deep_for_pythons_rmtree_is_scored_and_removed(
     mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
 ) -> None:
