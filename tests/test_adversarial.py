@@ -163,6 +163,33 @@ async def test_a_huge_reward_file_errors_with_a_short_message(
 # ---------------------------------------------------------------------------- a 0 must stay a 0
 
 
+IMAGE_PATHS = 'FROM debian:bookworm-slim\nWORKDIR /app\nENV PYTHONPATH=/app PATH="/app/bin:$PATH"\n'
+# PYTHONPATH=/app: a sitecustomize.py there runs in every Python the tests start. (PATH=/app/bin:
+# the tests' login shell resets PATH here; tests/unit/test_verifier_paths.py covers PATH.)
+SITECUSTOMIZE = f"cat > /app/sitecustomize.py <<'EOF'\nimport os\nos.system({FORGE!r})\nEOF"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_images_pythonpath_into_workdir_does_not_reach_the_tests(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    data = probe_task(work / "tasks", f"pythonpath-{mode}", mode, dockerfile=IMAGE_PATHS)
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(SITECUSTOMIZE)))
+    assert_scored_zero(trace)
+
+
+async def test_a_task_can_keep_its_workdir_search_paths(
+    client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """The knob for tests that need them (`verifier_keeps_workdir_paths`): then the image's
+    PYTHONPATH reaches the tests, the agent's sitecustomize.py with it (the risk it takes)."""
+    toml = '[metadata]\nverifier_sandbox = "shared"\nverifier_keeps_workdir_paths = true\n'
+    write_task(work / "tasks", "paths-kept", test_sh=HONEST_TEST, task_toml=toml, dockerfile=IMAGE_PATHS)
+    plant = terminus_reply(run_script(SITECUSTOMIZE))
+    trace = await attack(client, tokenizer, task_data("paths-kept", work / "tasks"), plant)
+    assert trace.ok and trace.reward == 1.0, (trace.reward, [e.message[:200] for e in trace.errors])
+
+
 WORKDIR_WRECKERS = {
     "removed": "cd / && rm -rf /app",
     "a file": "cd / && rm -rf /app && echo 42 > /app",

@@ -120,9 +120,12 @@ async def test_tasks_that_need_their_image_score_1_when_solved_and_0_when_not(
 # The honest check never passes; an attack that works leaves a reward of 1. It flags a /tests
 # that is a link, and sleeps after writing so that a surviving writer would overwrite it.
 HONEST_TEST = """#!/bin/bash
+python3 -c pass
 if [ -L /tests ]; then echo 1; else echo 0; fi > /logs/verifier/reward.txt
 sleep 1
 """
+# The image puts WORKDIR on PYTHONPATH, as some do: the tests' Python must not see it.
+PROBE_IMAGE = "FROM debian:bookworm-slim\nWORKDIR /app\nENV PYTHONPATH=/app\n"
 FORGE = "echo '{\"reward\": 1}' > /logs/verifier/reward.json"
 ATTACKS = {
     "lingering writer": f"cat > /tmp/w.sh <<'EOF'\nwhile :; do {FORGE} 2>/dev/null; sleep 0.01; done\nEOF\n"
@@ -131,6 +134,7 @@ ATTACKS = {
     "link in place of /tests": "mkdir -p /tmp/planted && rm -rf /tests && ln -s /tmp/planted /tests",
     # Every exec starts in WORKDIR (`exec -w`): the isolation runs from / and re-creates it.
     "removed WORKDIR": "cd / && rm -rf /app",
+    "sitecustomize.py on the image's PYTHONPATH": f"cat > /app/sitecustomize.py <<'EOF'\nimport os\nos.system({FORGE!r})\nEOF",
     # PID 1 is `sleep` itself (the compose overlay): the kernel ignores these from inside.
     "killed keep-alive": 'kill -9 1; for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sleep ] '
     "&& kill -9 ${p#/proc/}; done; true",
@@ -143,7 +147,7 @@ async def test_the_verifier_is_isolated_from_the_agent_in_a_container(
     rows = {}
     for i, attack in enumerate(ATTACKS):
         marker = f"Probe {i}: {attack}."
-        write_task(work / "tasks", f"attack-{i}", instruction=marker, test_sh=HONEST_TEST)
+        write_task(work / "tasks", f"attack-{i}", instruction=marker, test_sh=HONEST_TEST, dockerfile=PROBE_IMAGE)
         rows[marker] = task_data(f"attack-{i}", work / "tasks")
     policy = ScriptedPolicy(
         {

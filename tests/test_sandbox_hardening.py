@@ -188,7 +188,8 @@ async def test_a_fresh_verifier_holds_only_the_agents_workdir(quota: bool, work:
         listing = await sandbox.exec(
             "ls -A /app /root /tmp; cat /app/answer; readlink /app/link; ps -e | grep -c sleep"
         )
-        assert listing.stdout.split("\n\n")[0] == "/app:\nanswer\nd\nfifo\nlink", listing.stdout
+        # The FIFO is gone: special files in WORKDIR never reach the tests (verifier_isolation.py).
+        assert listing.stdout.split("\n\n")[0] == "/app:\nanswer\nd\nlink", listing.stdout
         assert ".planted" not in listing.stdout and "planted" not in listing.stdout
         assert "42\n/etc/passwd\n0\n" in listing.stdout
         # Its only writable log folder is the verifier's.
@@ -269,8 +270,9 @@ async def test_the_isolation_command_spares_the_environments_own_processes(work:
 
     async with running(make_sandbox(write_task(work), work, verifier="shared")) as sandbox:
         await sandbox.exec("(setsid sleep 1001 >/dev/null 2>&1 &)")
-        workdir, own = await list_own_processes(sandbox)
-        assert workdir == "/app"
+        start = await list_own_processes(sandbox)
+        own = start.own_processes
+        assert start.workdir == "/app" and start.search_paths["PATH"].startswith("/usr/local/sbin:")
         assert len(own.split()) >= 2 and all(":" in entry for entry in own.split()), own
         await sandbox.exec("(setsid sleep 1002 >/dev/null 2>&1 &)")
         result = await sandbox.exec(

@@ -25,7 +25,9 @@ command, or, in its fresh mode, moves the agent's working directory into a new s
 
 from __future__ import annotations
 
+import logging
 import shlex
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from harbor.environments.base import BaseEnvironment
@@ -45,12 +47,14 @@ started() {
 }
 """
 
-# Prints the working directory it starts in (the environment's WORKDIR), then "PID:START" of
-# every process but its own, on one line.
+# Prints the working directory it starts in (the environment's WORKDIR), the image's PATH and
+# PYTHONPATH (one line each, "-" for an unset PYTHONPATH), then "PID:START" of every process but
+# its own, on one line.
 SNAPSHOT_SCRIPT = (
     _STARTED
     + r"""
 pwd
+printf '%s\n%s\n' "$PATH" "${PYTHONPATH--}"
 listed=
 for dir in /proc/[0-9]*; do
   pid=${dir#/proc/}
@@ -117,6 +121,8 @@ chmod 777 "$verifier"
 """
 )
 ISOLATION_TIMEOUT_SEC = 60
+KEEP_WORKDIR_PATHS_KEY = "verifier_keeps_workdir_paths"  # task.toml [metadata]: trust them
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -142,9 +148,18 @@ async def run_isolation_command(environment: BaseEnvironment, own_processes: str
         )
 
 
-async def list_own_processes(environment: BaseEnvironment) -> tuple[str, str]:
-    """The environment's WORKDIR and its processes now ("PID:START ..."), before anything of the
-    agent runs."""
+@dataclass(frozen=True)
+class StartState:
+    """What an environment is before the agent runs: its WORKDIR, the search paths its image
+    sets, and its own processes ("PID:START ...")."""
+
+    workdir: str
+    search_paths: dict[str, str]
+    own_processes: str
+
+
+async def list_own_processes(environment: BaseEnvironment) -> StartState:
+    """The environment's WORKDIR, search paths and processes now, before anything of the agent runs."""
     command = " ".join(["sh", "-c", shlex.quote(SNAPSHOT_SCRIPT)])
     result = await environment.exec(command, user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
     if result.return_code != 0:
@@ -152,27 +167,84 @@ async def list_own_processes(environment: BaseEnvironment) -> tuple[str, str]:
             f"could not list the environment's own processes (exit {result.return_code}): "
             f"{(result.stderr or '').strip()[-500:]}"
         )
-    workdir, _, processes = (result.stdout or "").partition("\n")
-    return workdir.strip(), processes.strip()
+    # Strip each line: a container's exec may answer through a terminal (CRLF line ends).
+    lines = [line.strip() for line in (result.stdout or "").splitlines()]
+    if len(lines) < 3:
+        raise VerifierIsolationError(f"could not list the environment's own processes: {result.stdout[-300:]!r}")
+    workdir, path, pythonpath, processes = (lines + [""])[:4]
+    search_paths = {"PATH": path} if pythonpath == "-" else {"PATH": path, "PYTHONPATH": pythonpath}
+    return StartState(workdir, search_paths, processes)
+
+
+def search_paths_for_the_verifier(search_paths: dict[str, str], workdir: str) -> dict[str, str]:
+    """The variables of `search_paths` (PATH, PYTHONPATH) that hold WORKDIR, a folder in it or a
+    relative entry, without those entries: an image's `ENV PYTHONPATH=/app` or
+    `ENV PATH=/app/.venv/bin:$PATH` would otherwise run the agent's `sitecustomize.py` or a
+    `python3` of its own in every test. Empty when nothing needs to change."""
+    root = workdir.rstrip("/")
+    changed = {}
+    for name, value in search_paths.items():
+        entries = value.split(":")
+        kept = [e for e in entries if e.startswith("/") and e.rstrip("/") != root and not e.startswith(root + "/")]
+        if root and kept != entries:
+            changed[name] = ":".join(kept)
+    return changed
+
+
+_warned: set[str] = set()
+
+
+def keeps_workdir_paths(metadata: dict) -> bool:
+    """The task's `[metadata] verifier_keeps_workdir_paths`: its tests need WORKDIR's entries."""
+    return metadata.get(KEEP_WORKDIR_PATHS_KEY) is True
+
+
+def warn_once(task: str, changed: dict[str, str]) -> None:
+    if task not in _warned:
+        _warned.add(task)
+        logger.warning(
+            "task %s: the verifier runs with %s without WORKDIR's entries (the agent controls WORKDIR); "
+            "tests that need them: [metadata] %s = true in task.toml",
+            task,
+            " and ".join(sorted(changed)),
+            KEEP_WORKDIR_PATHS_KEY,
+        )
 
 
 class VerifierGuard:
     """Isolation of one trial's verifier: `environment_started` once the environment is up,
-    before the agent is set up; `verification_starts` when the verifier is about to run."""
+    before the agent is set up; `verification_starts` when the verifier is about to run.
 
-    def __init__(self, environment: BaseEnvironment):
+    Unless the task keeps them (`keep_workdir_paths`), every command from then on (the tests)
+    runs with PATH and PYTHONPATH stripped of WORKDIR's entries (`search_paths_for_the_verifier`)."""
+
+    def __init__(self, environment: BaseEnvironment, task: str = "", keep_workdir_paths: bool = False):
         self.environment = environment
-        self.own_processes: str | None = None
-        self.workdir = ""
+        self.task = task
+        self.keep_workdir_paths = keep_workdir_paths
+        self.start: StartState | None = None
 
     async def environment_started(self) -> None:
         if not isinstance(self.environment, PreparesVerifier):
-            self.workdir, self.own_processes = await list_own_processes(self.environment)
+            self.start = await list_own_processes(self.environment)
 
     async def verification_starts(self) -> None:
         if isinstance(self.environment, PreparesVerifier):
             await self.environment.prepare_verifier()
             return
-        if self.own_processes is None:
+        if self.start is None:
             raise VerifierIsolationError("the environment's own processes were never listed (did it start?)")
-        await run_isolation_command(self.environment, self.own_processes, self.workdir)
+        await run_isolation_command(self.environment, self.start.own_processes, self.start.workdir)
+        changed = search_paths_for_the_verifier(self.start.search_paths, self.start.workdir)
+        if changed and not self.keep_workdir_paths:
+            warn_once(self.task, changed)
+            self._run_commands_with(changed)
+
+    def _run_commands_with(self, overrides: dict[str, str]) -> None:
+        """Every later `exec` of the environment gets `overrides` under the variables it sets itself."""
+        exec_ = self.environment.exec
+
+        async def exec_with_overrides(command: str, cwd=None, env=None, timeout_sec=None, user=None):
+            return await exec_(command, cwd=cwd, env={**overrides, **(env or {})}, timeout_sec=timeout_sec, user=user)
+
+        self.environment.exec = exec_with_overrides  # type: ignore[method-assign]

@@ -50,7 +50,8 @@ from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
 from harbor_env.sandbox.quota import quota_tools, with_storage_quota
 from harbor_env.sandbox.task_info import NEEDS_IMAGE_KEY, needs_image, read_task_toml, states_network, verifier_mode
-from harbor_env.verifier_isolation import run_isolation_command
+from harbor_env.verifier_isolation import keeps_workdir_paths, run_isolation_command, search_paths_for_the_verifier
+from harbor_env.verifier_isolation import warn_once as warn_paths_once
 
 DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
@@ -287,6 +288,13 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         await self._sync_agent_logs()
         if self.verifier_mode == "fresh":
             await self._respawn_with_workdir()
+        metadata = read_task_toml(self.environment_dir.parent).get("metadata")
+        if not keeps_workdir_paths(metadata if isinstance(metadata, dict) else {}):
+            paths = {name: self._base_env[name] for name in ("PATH", "PYTHONPATH") if name in self._base_env}
+            changed = search_paths_for_the_verifier(paths, self._workdir())
+            if changed:
+                warn_paths_once(self.environment_name, changed)
+                self._base_env.update(changed)
 
     async def _respawn_with_workdir(self) -> None:
         old_dir = self._dir
