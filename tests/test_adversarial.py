@@ -190,6 +190,26 @@ async def test_a_task_can_keep_its_workdir_search_paths(
     assert trace.ok and trace.reward == 1.0, (trace.reward, [e.message[:200] for e in trace.errors])
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("via", ["absolute", "relative", "chained"])
+async def test_a_link_to_the_tests_own_answer_is_removed(
+    via: str, mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """`/app/output.txt -> /tests/expected.txt`: the tests compare the file with itself. Links in
+    WORKDIR that resolve into /tests or /logs/verifier are removed before the tests run."""
+    compare = "#!/bin/bash\nif cmp -s /app/output.txt /tests/expected.txt; then echo 1; else echo 0; fi > /logs/verifier/reward.txt\n"
+    links = {
+        "absolute": "ln -s /tests/expected.txt /app/output.txt",
+        "relative": "ln -s ../tests/expected.txt /app/output.txt",
+        "chained": "mkdir -p /app/sub && ln -s /tests /app/sub/t && ln -s sub/t/expected.txt /app/output.txt",
+    }
+    name = f"answer-{via}-{mode}"
+    toml = f'[metadata]\nverifier_sandbox = "{mode}"\n'
+    write_task(work / "tasks", name, test_sh=compare, task_toml=toml, files={"tests/expected.txt": "a secret answer\n"})
+    trace = await attack(client, tokenizer, task_data(name, work / "tasks"), terminus_reply(run_script(links[via])))
+    assert_scored_zero(trace)
+
+
 WORKDIR_WRECKERS = {
     "removed": "cd / && rm -rf /app",
     "a file": "cd / && rm -rf /app && echo 42 > /app",

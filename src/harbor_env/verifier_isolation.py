@@ -106,6 +106,14 @@ if [ -n "$workdir" ] && [ ! -d "$workdir" ]; then
   rm -rf -- "$workdir"
   mkdir -p -- "$workdir"
 fi
+# Links in WORKDIR into the folders the verifier fills after this (the tests, their logs): an
+# `output.txt -> /tests/expected.txt` would hand the tests their own answer.
+if [ -n "$workdir" ] && [ ! -L "$workdir" ] && command -v find >/dev/null 2>&1; then
+  TESTS=$tests VERIFIER=$verifier find "$workdir/" -xdev -type l -exec sh -c '
+    for link do
+      case "$(readlink -f -- "$link" 2>/dev/null)/" in "$TESTS"/* | "$VERIFIER"/*) rm -f -- "$link" ;; esac
+    done' unlink {} + 2>/dev/null
+fi
 # FIFOs, sockets and device nodes in WORKDIR: a test that reads one would block until its
 # timeout (an errored episode), so they go; no task's output is one.
 if [ -n "$workdir" ] && [ ! -L "$workdir" ] && command -v find >/dev/null 2>&1; then
