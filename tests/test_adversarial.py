@@ -182,12 +182,16 @@ async def test_a_task_can_keep_its_workdir_search_paths(
     client: EnvClient, tokenizer: Path, work: Path, nothing_left
 ) -> None:
     """The knob for tests that need them (`verifier_keeps_workdir_paths`): then the image's
-    PYTHONPATH reaches the tests, the agent's sitecustomize.py with it (the risk it takes)."""
-    toml = '[metadata]\nverifier_sandbox = "shared"\nverifier_keeps_workdir_paths = true\n'
-    write_task(work / "tasks", "paths-kept", test_sh=HONEST_TEST, task_toml=toml, dockerfile=IMAGE_PATHS)
-    plant = terminus_reply(run_script(SITECUSTOMIZE))
-    trace = await attack(client, tokenizer, task_data("paths-kept", work / "tasks"), plant)
-    assert trace.ok and trace.reward == 1.0, (trace.reward, [e.message[:200] for e in trace.errors])
+    PYTHONPATH reaches the tests (and whatever the agent put in WORKDIR with it: the risk the
+    task takes). The test imports a module of WORKDIR from another folder, through PYTHONPATH only."""
+    imports = "#!/bin/bash\ncd /tmp && if python3 -c 'import marker'; then echo 1; else echo 0; fi > /logs/verifier/reward.txt\n"
+    plant = terminus_reply(run_script("echo 'x = 1' > /app/marker.py"))
+    for kept in (True, False):
+        name = f"paths-kept-{kept}"
+        toml = f'[metadata]\nverifier_sandbox = "shared"\nverifier_keeps_workdir_paths = {str(kept).lower()}\n'
+        write_task(work / "tasks", name, test_sh=imports, task_toml=toml, dockerfile=IMAGE_PATHS)
+        trace = await attack(client, tokenizer, task_data(name, work / "tasks"), plant)
+        assert trace.ok and trace.reward == float(kept), (kept, trace.reward, [e.message[:200] for e in trace.errors])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -208,6 +212,39 @@ async def test_a_link_to_the_tests_own_answer_is_removed(
     write_task(work / "tasks", name, test_sh=compare, task_toml=toml, files={"tests/expected.txt": "a secret answer\n"})
     trace = await attack(client, tokenizer, task_data(name, work / "tasks"), terminus_reply(run_script(links[via])))
     assert_scored_zero(trace)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_script_the_tests_run_cannot_plant_the_reward_file_they_do_not_write(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """The tests run a script of the agent's (as root) and write reward.txt; the script writes
+    reward.json, which Harbor prefers. reward.json is named nowhere in the tests folder, so it is
+    removed once the tests exit (and whatever they started is stopped)."""
+    runs_agent_code = (
+        "#!/bin/bash\nbash /app/check.sh\n"
+        'if [ "$(cat /app/answer 2>/dev/null)" = 42 ]; then echo 1; else echo 0; fi > /logs/verifier/reward.txt\n'
+    )
+    name = f"runs-agent-code-{mode}"
+    write_task(work / "tasks", name, test_sh=runs_agent_code, task_toml=f'[metadata]\nverifier_sandbox = "{mode}"\n')
+    plant = f"cat > /app/check.sh <<'EOF'\n{FORGE}\nEOF"
+    trace = await attack(client, tokenizer, task_data(name, work / "tasks"), terminus_reply(run_script(plant)))
+    assert_scored_zero(trace)
+
+
+def test_the_reward_file_the_tests_do_not_write(work: Path) -> None:
+    from harbor_env.errors import InvalidInputError
+    from harbor_env.verifier_isolation import unwritten_reward_file
+
+    tests = work / "tests"
+    tests.mkdir()
+    (tests / "test.sh").write_text("echo 1 > /logs/verifier/reward.txt\n")
+    assert unwritten_reward_file(tests, {}) == "reward.json"
+    (tests / "helper.py").write_text("json.dump(r, open('/logs/verifier/reward.json', 'w'))\n")
+    assert unwritten_reward_file(tests, {}) == ""  # both named: either may be written
+    assert unwritten_reward_file(tests, {"reward_file": "reward.json"}) == "reward.txt"
+    with pytest.raises(InvalidInputError, match="reward_file must be one of"):
+        unwritten_reward_file(tests, {"reward_file": "score.txt"})
 
 
 WORKDIR_WRECKERS = {

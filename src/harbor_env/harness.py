@@ -35,7 +35,7 @@ from harbor_env.memory import heap_trimmer
 from harbor_env.outcome import Outcome, interpret
 from harbor_env.rewards import declared_range
 from harbor_env.taskset import HarborTaskData
-from harbor_env.verifier_isolation import VerifierGuard, keeps_workdir_paths
+from harbor_env.verifier_isolation import VerifierGuard, keeps_workdir_paths, unwritten_reward_file
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,12 @@ def guard_verifier_inputs(trial: Trial) -> None:
     the start), so this trial's environment gets its `start` wrapped."""
     environment = trial.agent_environment
     metadata = trial.task.config.metadata or {}
-    guard = VerifierGuard(environment, trial.task.name, keep_workdir_paths=keeps_workdir_paths(metadata))
+    guard = VerifierGuard(
+        environment,
+        trial.task.name,
+        keep_workdir_paths=keeps_workdir_paths(metadata),
+        unwritten_reward=unwritten_reward_file(trial.task.paths.tests_dir, metadata),
+    )
     start = environment.start
 
     async def start_then_list_own_processes(*args: Any, **kwargs: Any) -> None:

@@ -19,21 +19,28 @@ The environment's own processes are listed once, right after the environment sta
 it alive (`sh -c "sleep infinity"`, Harbor's compose files); killing that child ends PID 1 and
 with it the container, and every episode would error (exit 137) in the verifier phase.
 
+Then every command runs through the guard (`VerifierGuard`): right after the tests' command
+exits, everything they started is stopped and the reward file they never write is removed
+(Harbor prefers reward.json to reward.txt: a script of the agent's that the tests run could
+otherwise plant it); and the tests run with PATH and PYTHONPATH stripped of WORKDIR's entries.
+
 An environment may bring its own way (`prepare_verifier()`): the local sandbox runs the same
 command, or, in its fresh mode, moves the agent's working directory into a new sandbox.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from harbor.environments.base import BaseEnvironment
 from harbor.models.trial.paths import EnvironmentPaths
 
-from harbor_env.errors import VerifierIsolationError
+from harbor_env.errors import InvalidInputError, VerifierIsolationError
 
 # POSIX sh (dash, busybox, bash), shared by both scripts: `started PID` sets $start to the
 # process's start time (field 22 of /proc/PID/stat, after the command name in parentheses,
@@ -65,12 +72,9 @@ echo "$listed"
 """
 )
 
-# $1: the tests folder, $2: the verifier's log folder, $3: the environment's own processes
-# (SNAPSHOT_SCRIPT's output; empty: only PID 1 is the environment's), $4: WORKDIR (or empty).
-ISOLATION_SCRIPT = (
-    _STARTED
-    + r"""
-tests=$1 verifier=$2 own=" $3 " workdir=$4
+# Stops every process but PID 1, the chain of processes running the script and those in $own
+# (" PID:START ... "): `kill -STOP -1` freezes them all in one system call, then each is killed.
+_STOP_OTHERS = r"""
 field() { # field NAME PID: a line of /proc/PID/status, without forking
   while read -r key value; do [ "$key" = "$1:" ] && { echo "$value"; return; }; done 2>/dev/null < "/proc/$2/status"
 }
@@ -100,6 +104,17 @@ while :; do
   if [ "$round" -ge 100 ]; then echo "$left process(es) still running after SIGKILL" >&2; exit 1; fi
   sleep 0.05
 done
+"""
+
+# $1: the tests folder, $2: the verifier's log folder, $3: the environment's own processes
+# (SNAPSHOT_SCRIPT's output; empty: only PID 1 is the environment's), $4: WORKDIR (or empty).
+ISOLATION_SCRIPT = (
+    _STARTED
+    + r"""
+tests=$1 verifier=$2 own=" $3 " workdir=$4
+"""
+    + _STOP_OTHERS
+    + r"""
 # The agent removed WORKDIR or put a file or a dangling link there: the tests (and Harbor's
 # exec, which starts in WORKDIR) find an empty one, and score what the agent left.
 if [ -n "$workdir" ] && [ ! -d "$workdir" ]; then
@@ -126,6 +141,21 @@ mkdir -p -- "$verifier"
 rm -rf -- "$verifier"/* "$verifier"/.[!.]* "$verifier"/..?*
 chmod 777 "$verifier"
 [ -d "$tests" ] && [ ! -L "$tests" ] && [ -d "$verifier" ] && [ ! -L "$verifier" ] && [ -z "$(ls -A "$verifier")" ]
+"""
+)
+
+# Right after the tests exit, before Harbor reads the reward: nothing the tests started runs on
+# (a daemon of the agent's code rewriting the reward), and the reward file the tests never
+# write is gone (Harbor prefers reward.json to reward.txt). $1: the verifier's log folder,
+# $2: the environment's own processes, $3: the reward file to remove (or empty).
+AFTER_TESTS_SCRIPT = (
+    _STARTED
+    + r"""
+verifier=$1 own=" $2 " drop=$3
+"""
+    + _STOP_OTHERS
+    + r"""
+[ -z "$drop" ] || rm -f -- "$verifier/$drop"
 """
 )
 ISOLATION_TIMEOUT_SEC = 60
@@ -219,17 +249,52 @@ def warn_once(task: str, changed: dict[str, str]) -> None:
         )
 
 
+REWARD_FILES = ("reward.txt", "reward.json")
+REWARD_FILE_KEY = "reward_file"  # task.toml [metadata]: the one the tests write
+_SCANNED_BYTES = 1 << 20
+
+
+def unwritten_reward_file(tests_dir: Path, metadata: dict) -> str:
+    """The reward file the task's tests never write, to be removed after they run ("" when both
+    may be written or it cannot be told): `[metadata] reward_file`, else the only one of
+    reward.txt / reward.json named anywhere in the tests folder."""
+    declared = metadata.get(REWARD_FILE_KEY)
+    if declared is not None:
+        if declared not in REWARD_FILES:
+            raise InvalidInputError(
+                f"{tests_dir.parent / 'task.toml'}: [metadata] {REWARD_FILE_KEY} must be one of "
+                f"{', '.join(REWARD_FILES)}, got {declared!r}"
+            )
+        return next(name for name in REWARD_FILES if name != declared)
+    named = set()
+    for path in sorted(tests_dir.rglob("*")):
+        if path.is_file():
+            with contextlib.suppress(OSError):
+                text = path.read_bytes()[:_SCANNED_BYTES]
+                named.update(name for name in REWARD_FILES if name.encode() in text)
+    return next(name for name in REWARD_FILES if name not in named) if len(named) == 1 else ""
+
+
 class VerifierGuard:
     """Isolation of one trial's verifier: `environment_started` once the environment is up,
     before the agent is set up; `verification_starts` when the verifier is about to run.
 
-    Unless the task keeps them (`keep_workdir_paths`), every command from then on (the tests)
-    runs with PATH and PYTHONPATH stripped of WORKDIR's entries (`search_paths_for_the_verifier`)."""
+    From then on every command of the environment runs through the guard: the tests' command is
+    followed at once by AFTER_TESTS_SCRIPT (nothing they started lives on; the reward file they do
+    not write is removed), and, unless the task keeps them (`keep_workdir_paths`), commands run
+    with PATH and PYTHONPATH stripped of WORKDIR's entries (`search_paths_for_the_verifier`)."""
 
-    def __init__(self, environment: BaseEnvironment, task: str = "", keep_workdir_paths: bool = False):
+    def __init__(
+        self,
+        environment: BaseEnvironment,
+        task: str = "",
+        keep_workdir_paths: bool = False,
+        unwritten_reward: str = "",
+    ):
         self.environment = environment
         self.task = task
         self.keep_workdir_paths = keep_workdir_paths
+        self.unwritten_reward = unwritten_reward
         self.start: StartState | None = None
 
     async def environment_started(self) -> None:
@@ -238,7 +303,8 @@ class VerifierGuard:
 
     async def verification_starts(self) -> None:
         if isinstance(self.environment, PreparesVerifier):
-            await self.environment.prepare_verifier()
+            await self.environment.prepare_verifier()  # its own search paths (local.py)
+            self._run_commands_through_guard({}, own_processes="")
             return
         if self.start is None:
             raise VerifierIsolationError("the environment's own processes were never listed (did it start?)")
@@ -246,13 +312,30 @@ class VerifierGuard:
         changed = search_paths_for_the_verifier(self.start.search_paths, self.start.workdir)
         if changed and not self.keep_workdir_paths:
             warn_once(self.task, changed)
-            self._run_commands_with(changed)
+        else:
+            changed = {}
+        self._run_commands_through_guard(changed, own_processes=self.start.own_processes)
 
-    def _run_commands_with(self, overrides: dict[str, str]) -> None:
-        """Every later `exec` of the environment gets `overrides` under the variables it sets itself."""
+    def _run_commands_through_guard(self, overrides: dict[str, str], own_processes: str) -> None:
         exec_ = self.environment.exec
+        paths = EnvironmentPaths.for_os(self.environment.os)
+        tests_output = str(paths.verifier_dir / "test-stdout.txt")  # in Harbor's command for the tests
+        after_tests = " ".join(
+            ["sh", "-c", shlex.quote(AFTER_TESTS_SCRIPT), "after-tests"]
+            + [shlex.quote(a) for a in (str(paths.verifier_dir), own_processes, self.unwritten_reward)]
+        )
 
-        async def exec_with_overrides(command: str, cwd=None, env=None, timeout_sec=None, user=None):
-            return await exec_(command, cwd=cwd, env={**overrides, **(env or {})}, timeout_sec=timeout_sec, user=user)
+        async def guarded_exec(command: str, cwd=None, env=None, timeout_sec=None, user=None):
+            if overrides:
+                env = {**overrides, **(env or {})}
+            result = await exec_(command, cwd=cwd, env=env, timeout_sec=timeout_sec, user=user)
+            if tests_output in command:
+                done = await exec_(after_tests, cwd="/", user="root", timeout_sec=ISOLATION_TIMEOUT_SEC)
+                if done.return_code != 0:
+                    raise VerifierIsolationError(
+                        f"could not stop what the tests started (exit {done.return_code}): "
+                        f"{(done.stderr or '').strip()[-500:]}"
+                    )
+            return result
 
-        self.environment.exec = exec_with_overrides  # type: ignore[method-assign]
+        self.environment.exec = guarded_exec  # type: ignore[method-assign]
