@@ -31,6 +31,7 @@ command, or, in its fresh mode, moves the agent's working directory into a new s
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shlex
 from dataclasses import dataclass
@@ -229,24 +230,22 @@ def search_paths_for_the_verifier(search_paths: dict[str, str], workdir: str) ->
     return changed
 
 
-_warned: set[str] = set()
-
-
 def keeps_workdir_paths(metadata: dict) -> bool:
     """The task's `[metadata] verifier_keeps_workdir_paths`: its tests need WORKDIR's entries."""
     return metadata.get(KEEP_WORKDIR_PATHS_KEY) is True
 
 
-def warn_once(task: str, changed: dict[str, str]) -> None:
-    if task not in _warned:
-        _warned.add(task)
-        logger.warning(
-            "task %s: the verifier runs with %s without WORKDIR's entries (the agent controls WORKDIR); "
-            "tests that need them: [metadata] %s = true in task.toml",
-            task,
-            " and ".join(sorted(changed)),
-            KEEP_WORKDIR_PATHS_KEY,
-        )
+def warn_search_paths_once(log: logging.Logger, task: str, changed: dict[str, str]) -> None:
+    # Imported here: harbor_env.sandbox (its package) imports this module.
+    from harbor_env.sandbox.host_support import warn_once
+
+    warn_once(
+        log,
+        ("verifier search paths", task),
+        f"task {task}: the verifier runs with {' and '.join(sorted(changed))} without WORKDIR's entries "
+        f"(the agent controls WORKDIR); tests that need them: [metadata] {KEEP_WORKDIR_PATHS_KEY} = true "
+        "in task.toml",
+    )
 
 
 REWARD_FILES = ("reward.txt", "reward.json")
@@ -266,13 +265,26 @@ def unwritten_reward_file(tests_dir: Path, metadata: dict) -> str:
                 f"{', '.join(REWARD_FILES)}, got {declared!r}"
             )
         return next(name for name in REWARD_FILES if name != declared)
-    named = set()
+    files = []
     for path in sorted(tests_dir.rglob("*")):
-        if path.is_file():
-            with contextlib.suppress(OSError):
-                text = path.read_bytes()[:_SCANNED_BYTES]
-                named.update(name for name in REWARD_FILES if name.encode() in text)
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                state = path.stat()
+                files.append((path, state.st_mtime_ns, state.st_size))
+    named = _reward_files_named(tuple(files))
     return next(name for name in REWARD_FILES if name not in named) if len(named) == 1 else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _reward_files_named(files: tuple[tuple[Path, int, int], ...]) -> frozenset[str]:
+    """Which reward files these (path, mtime, size) files name: each task's tests are read once
+    per process, not once per episode, and again only when they change."""
+    named = set()
+    for path, _, _ in files:
+        with contextlib.suppress(OSError):
+            text = path.read_bytes()[:_SCANNED_BYTES]
+            named.update(name for name in REWARD_FILES if name.encode() in text)
+    return frozenset(named)
 
 
 class VerifierGuard:
@@ -311,7 +323,7 @@ class VerifierGuard:
         await run_isolation_command(self.environment, self.start.own_processes, self.start.workdir)
         changed = search_paths_for_the_verifier(self.start.search_paths, self.start.workdir)
         if changed and not self.keep_workdir_paths:
-            warn_once(self.task, changed)
+            warn_search_paths_once(logger, self.task, changed)
         else:
             changed = {}
         self._run_commands_through_guard(changed, own_processes=self.start.own_processes)

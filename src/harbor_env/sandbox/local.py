@@ -50,8 +50,12 @@ from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
 from harbor_env.sandbox.quota import quota_tools, with_storage_quota
 from harbor_env.sandbox.task_info import NEEDS_IMAGE_KEY, needs_image, read_task_toml, states_network, verifier_mode
-from harbor_env.verifier_isolation import keeps_workdir_paths, run_isolation_command, search_paths_for_the_verifier
-from harbor_env.verifier_isolation import warn_once as warn_paths_once
+from harbor_env.verifier_isolation import (
+    keeps_workdir_paths,
+    run_isolation_command,
+    search_paths_for_the_verifier,
+    warn_search_paths_once,
+)
 
 DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
@@ -293,7 +297,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             paths = {name: self._base_env[name] for name in ("PATH", "PYTHONPATH") if name in self._base_env}
             changed = search_paths_for_the_verifier(paths, self._workdir())
             if changed:
-                warn_paths_once(self.environment_name, changed)
+                warn_search_paths_once(self.logger, self.environment_name, changed)
                 self._base_env.update(changed)
 
     async def _respawn_with_workdir(self) -> None:
