@@ -11,5 +11,6 @@ env_dir="$(bash scripts/prime_rl_cpu/build.sh)"
 echo "prime-rl CPU environment ready in $((SECONDS - started)) s: $env_dir"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false LITELLM_LOCAL_MODEL_COST_MAP=True
-"$env_dir/venv/bin/python" -m pytest -p no:cacheprovider -m prime_rl tests/test_prime_rl_orchestrator.py "$@"
+"$env_dir/venv/bin/python" -m pytest -p no:cacheprovider -m prime_rl tests/test_prime_rl_orchestrator.py \
+  tests/unit/test_sft_config.py "$@"
 echo "scripts/test-prime-rl.sh: $((SECONDS - started)) s in all"

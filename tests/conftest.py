@@ -41,6 +41,7 @@ def make_sandbox(task_dir: Path, work: Path, session: str = "probe", **kwargs) -
     mounts = [
         {"type": "bind", "source": str(trial_paths.verifier_dir), "target": "/logs/verifier"},
         {"type": "bind", "source": str(trial_paths.agent_dir), "target": "/logs/agent"},
+        {"type": "bind", "source": str(trial_paths.artifacts_dir), "target": "/logs/artifacts"},
     ]
     kwargs.setdefault("sandbox_dir", str(work / "sandboxes"))
     return LocalSandbox(

@@ -52,8 +52,9 @@ LINGERING_WRITERS = {
 MODES = ["fresh", "shared"]
 
 
-def probe_task(root: Path, name: str, mode: str, **kwargs) -> dict:
-    write_task(root, name, test_sh=HONEST_TEST, task_toml=f'[metadata]\nverifier_sandbox = "{mode}"\n', **kwargs)
+def probe_task(root: Path, name: str, mode: str, test_sh: str = HONEST_TEST, **kwargs) -> dict:
+    """A task verified in `mode` (fresh or shared), checked by `test_sh`; its rollout row."""
+    write_task(root, name, test_sh=test_sh, task_toml=f'[metadata]\nverifier_sandbox = "{mode}"\n', **kwargs)
     return task_data(name, root)
 
 
@@ -208,9 +209,8 @@ async def test_a_link_to_the_tests_own_answer_is_removed(
         "chained": "mkdir -p /app/sub && ln -s /tests /app/sub/t && ln -s sub/t/expected.txt /app/output.txt",
     }
     name = f"answer-{via}-{mode}"
-    toml = f'[metadata]\nverifier_sandbox = "{mode}"\n'
-    write_task(work / "tasks", name, test_sh=compare, task_toml=toml, files={"tests/expected.txt": "a secret answer\n"})
-    trace = await attack(client, tokenizer, task_data(name, work / "tasks"), terminus_reply(run_script(links[via])))
+    data = probe_task(work / "tasks", name, mode, test_sh=compare, files={"tests/expected.txt": "a secret answer\n"})
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(links[via])))
     assert_scored_zero(trace)
 
 
@@ -226,9 +226,9 @@ async def test_a_script_the_tests_run_cannot_plant_the_reward_file_they_do_not_w
         'if [ "$(cat /app/answer 2>/dev/null)" = 42 ]; then echo 1; else echo 0; fi > /logs/verifier/reward.txt\n'
     )
     name = f"runs-agent-code-{mode}"
-    write_task(work / "tasks", name, test_sh=runs_agent_code, task_toml=f'[metadata]\nverifier_sandbox = "{mode}"\n')
+    data = probe_task(work / "tasks", name, mode, test_sh=runs_agent_code)
     plant = f"cat > /app/check.sh <<'EOF'\n{FORGE}\nEOF"
-    trace = await attack(client, tokenizer, task_data(name, work / "tasks"), terminus_reply(run_script(plant)))
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(plant)))
     assert_scored_zero(trace)
 
 
@@ -245,6 +245,161 @@ def test_the_reward_file_the_tests_do_not_write(work: Path) -> None:
     assert unwritten_reward_file(tests, {"reward_file": "reward.json"}) == "reward.txt"
     with pytest.raises(InvalidInputError, match="reward_file must be one of"):
         unwritten_reward_file(tests, {"reward_file": "score.txt"})
+
+
+# Tests that run Python in WORKDIR (`cd /app && python3 -m unittest`): the current directory comes
+# first on sys.path, so a module the agent adds there replaces the one of that name.
+UNITTEST_IN_WORKDIR = (
+    "#!/bin/bash\ncd /app\n"
+    "if python3 -m unittest discover -s /tests -p 'test_*.py'; then echo 1; else echo 0; fi"
+    " > /logs/verifier/reward.txt\n"
+)
+ANSWER_TEST = (
+    "import json, unittest\n\n\nclass Answer(unittest.TestCase):\n    def test_answer(self):\n"
+    "        self.assertEqual(open('/app/answer').read().strip(), json.dumps(42))\n"
+)
+SHADOWS = {
+    "unittest.py": "echo 'raise SystemExit(0)' > /app/unittest.py",
+    "json package": "mkdir -p /app/json && echo 'import os; os._exit(0)' > /app/json/__init__.py",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shadow", sorted(SHADOWS))
+async def test_a_module_in_workdir_cannot_replace_one_the_tests_import(
+    shadow: str, mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """`/app/unittest.py` exiting 0 runs in place of unittest's main; `/app/json/` exits 0 when the
+    tests import json. Modules the agent added to WORKDIR under a name the tests' Python finds
+    elsewhere are removed before the tests run."""
+    name = f"shadow-{shadow.replace(' ', '-').replace('.', '-')}-{mode}"
+    data = probe_task(
+        work / "tasks", name, mode, test_sh=UNITTEST_IN_WORKDIR, files={"tests/test_answer.py": ANSWER_TEST}
+    )
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(SHADOWS[shadow])))
+    assert_scored_zero(trace)
+
+
+async def test_modules_of_the_task_and_the_knob_keep_theirs(
+    client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """What stays: a module the task itself put in WORKDIR (here `/app/calendar.py`, from its
+    Dockerfile), and, with `verifier_keeps_workdir_paths`, the agent's too. The tests pass only
+    when both are there."""
+    tests = {
+        "tests/test_answer.py": (
+            "import unittest\nimport calendar, statistics\n\n\nclass Answer(unittest.TestCase):\n"
+            "    def test_answer(self):\n        self.assertEqual((calendar.OURS, statistics.OURS), (1, 2))\n"
+        ),
+        "environment/calendar.py": "OURS = 1\n",
+    }
+    dockerfile = "FROM debian:bookworm-slim\nWORKDIR /app\nCOPY calendar.py /app/calendar.py\n"
+    plant = terminus_reply(run_script("echo 'OURS = 2' > /app/statistics.py"))
+    for kept in (True, False):
+        name = f"modules-kept-{kept}"
+        toml = f'[metadata]\nverifier_sandbox = "fresh"\nverifier_keeps_workdir_paths = {str(kept).lower()}\n'
+        write_task(
+            work / "tasks", name, test_sh=UNITTEST_IN_WORKDIR, task_toml=toml, files=tests, dockerfile=dockerfile
+        )
+        trace = await attack(client, tokenizer, task_data(name, work / "tasks"), plant)
+        assert trace.ok and trace.reward == float(kept), (kept, trace.reward, [e.message[:200] for e in trace.errors])
+
+
+# The sample tasks whose tests use the agent's package: `os._exit(0)` on import ended the tests'
+# interpreter with status 0 (unittest's pass) before they checked anything.
+EXIT_ON_IMPORT = {
+    "fix-python-bug": "/app/textstats/__init__.py",
+    "refactor-rename": "/app/inventory/__init__.py",
+}
+
+
+@pytest.mark.parametrize("task", sorted(EXIT_ON_IMPORT))
+async def test_a_package_that_exits_on_import_does_not_pass_the_sample_tasks(
+    task: str, client: EnvClient, tokenizer: Path, nothing_left
+) -> None:
+    """The sample tasks' tests run the agent's package in a process of their own, as nobody, and
+    compare only its answers (and it cannot read theirs)."""
+    plant = f"printf 'import os\\nos._exit(0)\\n' > {EXIT_ON_IMPORT[task]}"
+    trace = await attack(client, tokenizer, task_data(task), terminus_reply(run_script(plant)))
+    assert_scored_zero(trace)
+
+
+# The tests call git in the agent's repository, then check /app/answer; the agent's program, run
+# by git as root, writes the answer.
+GIT_IN_WORKDIR = (
+    "#!/bin/bash\ncd /app && git status --short >/dev/null 2>&1; git diff >/dev/null 2>&1\n"
+    "git -c user.name=t -c user.email=t@t commit -qm check --allow-empty >/dev/null 2>&1\n"
+    'if [ "$(cat /app/answer 2>/dev/null)" = 42 ]; then echo 1; else echo 0; fi > /logs/verifier/reward.txt\n'
+)
+GIT_HOOKS = {
+    "core.fsmonitor": "git config core.fsmonitor /app/forge.sh",
+    "diff.external": "git config diff.external /app/forge.sh && echo x > tracked && git add tracked && echo y > tracked",
+    "a pre-commit hook": "cp /app/forge.sh .git/hooks/pre-commit",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("hook", sorted(GIT_HOOKS))
+async def test_git_config_and_hooks_in_workdir_run_nothing(
+    hook: str, mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """`core.fsmonitor`, `diff.external`, a hook: the tests' git calls would run the agent's
+    program as root. WORKDIR's repositories keep only config keys that run nothing, and no hooks."""
+    name = f"git-{hook.replace(' ', '-').replace('.', '-')}-{mode}"
+    data = probe_task(work / "tasks", name, mode, test_sh=GIT_IN_WORKDIR)
+    plant = (
+        "cd /app && git init -q && printf '#!/bin/sh\\necho 42 > /app/answer\\n' > forge.sh && chmod +x forge.sh && "
+        f"{GIT_HOOKS[hook]}"
+    )
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(plant)))
+    assert_scored_zero(trace)
+
+
+# The tests wait on a program of the agent's: one that never ends, one whose child keeps the
+# tests' `$(...)` open after it exits.
+HANGS = {
+    "never ends": "sleep 600",
+    "holds the pipe": "( sleep 600 & ) ; echo 41",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("hang", sorted(HANGS))
+async def test_tests_that_hang_on_the_agents_code_are_scored_not_errored(
+    hang: str, mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """The verifier's timeout on a sandbox that still answers: the agent's program made the tests
+    wait. Errored, GRPO would drop the 0 (and the policy learn to hang); it is scored 0, with
+    `harbor_verifier_forfeit`, within the task's verifier timeout, and nothing is left running."""
+    waits = (
+        "#!/bin/bash\nout=$(bash /app/run.sh)\n"
+        'if [ "$out" = 42 ]; then echo 1; else echo 0; fi > /logs/verifier/reward.txt\n'
+    )
+    name = f"hang-{hang.replace(' ', '-')}-{mode}"
+    data = probe_task(work / "tasks", name, mode, test_sh=waits, verifier_timeout=8)
+    plant = f"cat > /app/run.sh <<'EOF'\n{HANGS[hang]}\nEOF"
+    started = time.monotonic()
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(plant)))
+    assert_scored_zero(trace)
+    assert trace.metrics["harbor_verifier_forfeit"] == 1.0
+    assert "the tests ran past the verifier's 8 s" in trace.info["harbor_verifier_forfeit"]
+    assert 7 <= trace.metrics["harbor_verifier_sec"] < 12, trace.metrics
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_workdir_too_large_to_check_in_time_is_scored_not_errored(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, nothing_left
+) -> None:
+    """The verifier's preparation (stopping the agent, checking WORKDIR's links, the fresh
+    sandbox) ran outside Harbor's verifier timeout, unbounded. It now runs on the verifier's
+    clock: 40,000 links (one `readlink` each) outlast a 6 s verifier, which scores 0."""
+    links = """python3 -c 'import os; [os.symlink("x", f"/app/l{i}") for i in range(40000)]'"""
+    data = probe_task(work / "tasks", f"many-links-{mode}", mode, verifier_timeout=6)
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script(links + " && echo made"), duration=6))
+    assert_scored_zero(trace)
+    assert "preparing the verifier ran past the verifier's 6 s" in trace.info["harbor_verifier_forfeit"]
+    assert trace.metrics["harbor_trial_sec"] - trace.metrics["harbor_agent_sec"] < 20, trace.metrics
 
 
 WORKDIR_WRECKERS = {
@@ -276,12 +431,8 @@ async def test_a_fifo_where_the_tests_read_is_scored_not_errored(
     errored episode; special files in WORKDIR are removed before the tests run."""
     reads = "#!/bin/bash\ncat /app/answer >/dev/null 2>&1\necho 0 > /logs/verifier/reward.txt\n"
     name = f"fifo-{mode}"
-    write_task(
-        work / "tasks", name, test_sh=reads, verifier_timeout=15, task_toml=f'[metadata]\nverifier_sandbox = "{mode}"\n'
-    )
-    trace = await attack(
-        client, tokenizer, task_data(name, work / "tasks"), terminus_reply(run_script("mkfifo /app/answer"))
-    )
+    data = probe_task(work / "tasks", name, mode, test_sh=reads, verifier_timeout=15)
+    trace = await attack(client, tokenizer, data, terminus_reply(run_script("mkfifo /app/answer")))
     assert_scored_zero(trace)
 
 

@@ -118,9 +118,11 @@ async def test_tasks_that_need_their_image_score_1_when_solved_and_0_when_not(
 # ---------------------------------------------------------------------------- the verifier phase
 
 # The honest check never passes; an attack that works leaves a reward of 1. It flags a /tests
-# that is a link, and sleeps after writing so that a surviving writer would overwrite it.
+# that is a link, and sleeps after writing so that a surviving writer would overwrite it. It
+# imports json in WORKDIR and runs the agent's /app/run.sh, if any, as tests of code do.
 HONEST_TEST = """#!/bin/bash
-python3 -c pass
+python3 -c 'import json'
+if [ -x /app/run.sh ]; then /app/run.sh; fi
 if [ -L /tests ]; then echo 1; else echo 0; fi > /logs/verifier/reward.txt
 sleep 1
 """
@@ -135,6 +137,9 @@ ATTACKS = {
     # Every exec starts in WORKDIR (`exec -w`): the isolation runs from / and re-creates it.
     "removed WORKDIR": "cd / && rm -rf /app",
     "sitecustomize.py on the image's PYTHONPATH": f"cat > /app/sitecustomize.py <<'EOF'\nimport os\nos.system({FORGE!r})\nEOF",
+    "json.py in WORKDIR": "echo \"import os; os.system('rm -rf /tests && ln -s /tmp /tests')\" > /app/json.py",
+    # The verifier's timeout on a container that answers: scored 0 (a forfeit), not errored.
+    "tests that hang on the agent's program": "printf '#!/bin/sh\\nsleep 600\\n' > /app/run.sh && chmod +x /app/run.sh",
     # PID 1 is `sleep` itself (the compose overlay): the kernel ignores these from inside.
     "killed keep-alive": 'kill -9 1; for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sleep ] '
     "&& kill -9 ${p#/proc/}; done; true",
@@ -147,7 +152,14 @@ async def test_the_verifier_is_isolated_from_the_agent_in_a_container(
     rows = {}
     for i, attack in enumerate(ATTACKS):
         marker = f"Probe {i}: {attack}."
-        write_task(work / "tasks", f"attack-{i}", instruction=marker, test_sh=HONEST_TEST, dockerfile=PROBE_IMAGE)
+        write_task(
+            work / "tasks",
+            f"attack-{i}",
+            instruction=marker,
+            test_sh=HONEST_TEST,
+            dockerfile=PROBE_IMAGE,
+            verifier_timeout=20,
+        )
         rows[marker] = task_data(f"attack-{i}", work / "tasks")
     policy = ScriptedPolicy(
         {
@@ -162,6 +174,7 @@ async def test_the_verifier_is_isolated_from_the_agent_in_a_container(
         traces = await run_all(client, server, tokenizer, list(rows.values()))
     for attack, trace in zip(ATTACKS, traces, strict=True):
         assert_scored(trace, 0.0, attack)
+        assert trace.metrics["harbor_verifier_forfeit"] == float(attack.startswith("tests that hang")), attack
 
 
 # ---------------------------------------------------------------------------- failures are errors

@@ -42,7 +42,6 @@ VERIFIER_FAULTS = {
     "malformed-json": ("#!/bin/bash\necho '{\"reward\": ' > /logs/verifier/reward.json\n", "reward"),
     "nan": ("#!/bin/bash\necho nan > /logs/verifier/reward.txt\n", "nan"),
     "infinite": ("#!/bin/bash\necho '{\"reward\": Infinity}' > /logs/verifier/reward.json\n", "nf"),
-    "times-out": ("#!/bin/bash\nsleep 30\necho 1 > /logs/verifier/reward.txt\n", "Timeout"),
     # The reward rule (rewards.py): each error names reward.json or the range to declare.
     "boolean": (
         "#!/bin/bash\necho '{\"reward\": true}' > /logs/verifier/reward.json\n",
@@ -89,15 +88,43 @@ async def test_environment_killed_mid_episode(client: EnvClient, tokenizer: Path
     assert not trace.ok and trace.rewards.get("reward") is None and trace.errors
 
 
-def _kill_a_sandbox(sandboxes: Path, wait: float = 30.0) -> bool:
-    """SIGKILL the bubblewrap processes of the first sandbox that appears under `sandboxes`."""
+async def test_a_verifier_timeout_on_a_sandbox_that_is_gone_is_errored(
+    client: EnvClient, tokenizer: Path, work: Path, served_work: Path
+) -> None:
+    """The tests run past the verifier's timeout. Were the sandbox still answering, that would be
+    the agent's doing, scored 0 (test_adversarial.py); here the verifier's sandbox is killed from
+    the host while the tests run: an infrastructure failure, errored."""
+    write_task(
+        work / "tasks",
+        "verifier-lost",
+        test_sh="#!/bin/bash\nsleep 30\necho 1 > /logs/verifier/reward.txt\n",
+        task_toml='[metadata]\nverifier_sandbox = "fresh"\n',
+        verifier_timeout=6,
+    )
+    with FakeInferenceServer(tokenizer, QUICK) as server:
+        episode = asyncio.create_task(
+            run_episode(client, server, tokenizer, task_data("verifier-lost", work / "tasks"))
+        )
+        killed = await asyncio.to_thread(_kill_a_sandbox, served_work / "sandboxes", nth=2)
+        (trace,) = (await episode).traces
+    assert killed
+    assert_errored(trace, mentions="")
+    assert trace.metrics.get("harbor_verifier_forfeit", 0.0) == 0.0
+
+
+def _kill_a_sandbox(sandboxes: Path, wait: float = 30.0, nth: int = 1) -> bool:
+    """SIGKILL the bubblewrap processes of the `nth` sandbox that appears under `sandboxes` (a
+    fresh verifier's sandbox is the second of its episode)."""
     deadline = time.monotonic() + wait
+    seen: list[str] = []
     while time.monotonic() < deadline:
-        victims = [
-            pid
+        found = {
+            pid: cmdline.split(f"{sandboxes}/", 1)[1].split("/", 1)[0]
             for pid, cmdline in foreign_processes()
-            if cmdline.split(" ")[0].endswith("bwrap") and str(sandboxes) in cmdline
-        ]
+            if cmdline.split(" ")[0].endswith("bwrap") and f"{sandboxes}/" in cmdline
+        }
+        seen += sorted({name for name in found.values() if name not in seen})
+        victims = [pid for pid, name in found.items() if len(seen) >= nth and name == seen[nth - 1]]
         if victims:
             time.sleep(1.0)  # let the agent get going
             for pid in victims:

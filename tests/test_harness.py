@@ -144,6 +144,28 @@ def test_which_exceptions_keep_the_reward(exception_type: str, real_result: Tria
         assert error_policy.policy_for(exception_type).reward_valid is harbor_reward_valid
 
 
+def test_a_forfeit_is_scored_only_when_the_guard_called_it(real_result: TrialResult) -> None:
+    """The verifier guard's forfeit (its time ran out on an environment that still answers) is
+    scored the least the task's range allows; the exception type alone is not enough."""
+    forfeited = real_result.model_copy(
+        update={
+            "verifier_result": None,
+            "exception_info": ExceptionInfo(
+                exception_type="VerifierForfeit",
+                exception_message="the tests ran past the verifier's 8 s",
+                exception_traceback="",
+                occurred_at=datetime.now(UTC),
+            ),
+        }
+    )
+    scored = interpret(forfeited, (-1.0, 1.0), forfeit="the tests ran past the verifier's 8 s")
+    assert scored.error is None and scored.reward == -1.0
+    assert scored.metrics["harbor_verifier_forfeit"] == 1.0
+    assert scored.info["harbor_verifier_forfeit"] == "the tests ran past the verifier's 8 s"
+    assert interpret(forfeited, forfeit=None).error is not None
+    assert interpret(real_result, forfeit=None).metrics["harbor_verifier_forfeit"] == 0.0
+
+
 def test_rewards_must_lie_in_the_tasks_declared_range(real_result: TrialResult) -> None:
     assert interpret(with_rewards(real_result, {"reward": 5}), (0.0, 10.0)).reward == 5.0
     outside = interpret(with_rewards(real_result, {"reward": 5}))

@@ -25,6 +25,7 @@ from conftest import (
     running,
     write_task,
 )
+from harbor.models.task.config import NetworkMode, NetworkPolicy
 
 from harbor_env.sandbox import LocalSandbox, LocalSandboxConfig
 
@@ -221,18 +222,27 @@ def _serve_once(server: socket.socket) -> None:
             connection.sendall(b"host-server\n")
 
 
-async def _can_reach_host_port(sandbox: LocalSandbox) -> bool:
+async def _can_reach_host_port(sandbox: LocalSandbox, address: str = "127.0.0.1", bind: str = "127.0.0.1") -> bool:
+    """Whether a command in the sandbox reaches a server of the host's at `address` (bound to `bind`)."""
     server = socket.socket()
-    server.bind(("127.0.0.1", 0))
+    server.bind((bind, 0))
     server.listen()
     port = server.getsockname()[1]
     thread = threading.Thread(target=_serve_once, args=(server,), daemon=True)
     thread.start()
     result = await sandbox.exec(
-        f"python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', {port}), timeout=3); print(s.recv(64).decode())\""
+        f"python3 -c \"import socket; s=socket.create_connection(('{address}', {port}), timeout=3); "
+        'print(s.recv(64).decode())"'
     )
     server.close()
     return "host-server" in (result.stdout or "")
+
+
+def _host_address() -> str:
+    """An address of this host's outside its loopback (where outbound traffic comes from)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
+        return probe.getsockname()[0]
 
 
 async def test_network_is_off_unless_the_task_states_it(work: Path) -> None:
@@ -242,11 +252,32 @@ async def test_network_is_off_unless_the_task_states_it(work: Path) -> None:
         assert not await _can_reach_host_port(offline)
         interfaces = (await offline.exec("cat /proc/net/dev")).stdout
         assert [line.split(":")[0].strip() for line in interfaces.splitlines()[2:]] == ["lo"]
+
+
+@pytest.mark.skipif(shutil.which("slirp4netns") is None, reason="slirp4netns is not installed")
+async def test_a_public_network_reaches_out_but_not_the_hosts_loopback(work: Path) -> None:
+    """A public task gets outbound access through its own network namespace (slirp4netns): a
+    server on the host's outside address answers; the host's loopback (the env server, the
+    inference server) does not, directly or through the gateway, nor do the host's abstract
+    sockets. The verifier phase of a no-network policy takes the access away again."""
     online_task = write_task(work, "online", task_toml='[environment]\nnetwork_mode = "public"\n')
     online = make_sandbox(online_task, work, "online")
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract.bind(f"\0harbor-env-test-{os.getpid()}")
+    abstract.listen()
     async with running(online):
         assert not online.network_isolated
-        assert await _can_reach_host_port(online)
+        assert await _can_reach_host_port(online, _host_address(), bind="0.0.0.0")
+        assert not await _can_reach_host_port(online)
+        assert not await _can_reach_host_port(online, "10.0.2.2")
+        reach = await online.exec(
+            f"python3 -c \"import socket; socket.socket(socket.AF_UNIX).connect('\\0harbor-env-test-{os.getpid()}')\""
+        )
+        assert reach.return_code != 0 and "Connection refused" in reach.stderr, reach
+        await online.set_network_policy(NetworkPolicy(network_mode=NetworkMode.NO_NETWORK))
+        assert online.network_isolated
+        assert not await _can_reach_host_port(online, _host_address(), bind="0.0.0.0")
+    abstract.close()
 
 
 async def test_uploads_and_downloads(work: Path) -> None:

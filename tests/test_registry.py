@@ -77,6 +77,18 @@ def test_download_once_then_load_from_the_cache(registry, tmp_path: Path) -> Non
     assert [t.data.task_dir for t in second.rows] == [t.data.task_dir for t in first.rows]
 
 
+def test_an_unpinned_task_names_the_commit_it_was_downloaded_at(registry, tmp_path: Path) -> None:
+    repo, registry_file, commit = registry
+    entries = json.loads(registry_file.read_text())
+    for task in entries[0]["tasks"]:
+        del task["git_commit_id"]
+    registry_file.write_text(json.dumps(entries))
+    first = load(registry_file, tmp_path / "cache", include=["alpha"])
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "later", cwd=repo)
+    assert first.rows[0].data.origin.startswith(f"file://{repo}@{commit}:tasks/alpha (")
+    assert load(registry_file, tmp_path / "cache", include=["alpha"]).rows[0].data.origin == first.rows[0].data.origin
+
+
 def test_a_subset_downloads_only_its_tasks(registry, tmp_path: Path) -> None:
     _, registry_file, _ = registry
     cache = tmp_path / "cache"

@@ -197,6 +197,23 @@ async def test_a_fresh_verifier_holds_only_the_agents_workdir(quota: bool, work:
         assert (await sandbox.exec("echo 1 > /logs/verifier/reward.txt")).return_code == 0
 
 
+async def test_a_sparse_file_reaches_the_fresh_verifier_as_its_data(work: Path) -> None:
+    """Under a quota WORKDIR reaches the verifier's sandbox through a tar archive on the host's
+    disk. A file of 200 GB of holes costs the quota nothing; archived in full it would fill the
+    host's disk (the episode then errored). Sparse files are archived as their data."""
+    if os.geteuid() != 0:
+        pytest.skip("the storage quota needs root on the host")
+    task = write_task(work, task_toml="[environment]\nstorage_mb = 64\n")
+    async with running(make_sandbox(task, work)) as sandbox:
+        made = await sandbox.exec("echo data > /app/holes && truncate -s 200G /app/holes && du -k /app/holes")
+        assert made.return_code == 0 and int(made.stdout.split()[0]) < 1024, made
+        free_before = shutil.disk_usage(work).free
+        await sandbox.prepare_verifier()
+        assert abs(shutil.disk_usage(work).free - free_before) < 64 * 1024 * 1024
+        seen = await sandbox.exec("stat -c %s /app/holes && head -c 5 /app/holes")
+        assert seen.stdout == f"{200 * 1024**3}\ndata\n", seen
+
+
 async def test_a_workdir_the_agent_replaced_by_a_link_is_copied_not_moved(work: Path) -> None:
     task = write_task(work, dockerfile="FROM debian:bookworm-slim\nWORKDIR /app\n")
     async with running(make_sandbox(task, work)) as sandbox:

@@ -105,6 +105,17 @@ def test_no_secret_reaches_the_data_and_filters_apply(jobs, tmp_path: Path, caps
     assert "Repair the service configuration" not in redacted and "[redacted]" in redacted
     assert "secrets redacted from 1 messages" in capsys.readouterr().out
     assert export([str(root / "raw"), "--out", str(tmp_path / "none"), "--min-reward", "2"]) == 2
-    assert "no trial kept (2 trials, 0 errored, 2 outside the reward range)" in capsys.readouterr().err
+    assert "no trial kept (2 trials: 0 errored, 0 without a chat" in capsys.readouterr().err
     assert export([str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+async def test_trials_without_a_trajectory_are_not_called_errored(tmp_path: Path, capsys) -> None:
+    """The oracle writes no trajectory: its trial is scored, it just has no chat to learn from."""
+    from harbor_env.testing.trials import reward_of, run_trial
+
+    result = await run_trial(SAMPLE_TASKS / "repair-config", tmp_path / "work", "oracle")
+    assert reward_of(result) == 1
+    assert export([str(tmp_path / "work" / "trials"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no trial kept (1 trials: 0 errored, 1 without a chat (no agent trajectory, e.g. oracle or nop)" in err

@@ -1,12 +1,13 @@
 """Every exception harbor-env raises, in one place.
 
-Two families, by who must act:
+Two families of errors, by who must act:
 - `InvalidInputError` (a `ValueError`): a user must fix a config, a task folder, a data set or a
   job folder; the message names the file, field or command to fix. The launcher prints it as one
   line, never as a traceback.
 - `InfrastructureError` (a `RuntimeError`): an episode could not be run or scored for a reason
   outside the agent's control (sandbox, model server, verifier isolation). The rollout is errored
   (trace ok=False), never scored 0.
+`VerifierForfeit` is neither: the agent's own outcome, scored 0.
 The two `BaseException`s at the end are not errors but signals that must pass through
 Terminus-2's `except Exception` handlers to end a rollout.
 """
@@ -80,11 +81,25 @@ class TrialError(InfrastructureError):
     """The trial failed for a reason outside the agent's control."""
 
 
+# ------------------------------------------------------------------ the agent's outcome
+
+
+class VerifierForfeit(HarborEnvError):
+    """The verifier ran out of its time while the environment still answers: the agent's doing
+    (its code the tests run hangs or holds their output open, a WORKDIR too large to check). The
+    episode scores 0; an errored episode would be dropped from GRPO, and the agent learn to hang."""
+
+
 # ------------------------------------------------------------------ rollout signals
 
 
 class RolloutStopped(BaseException):
     """The interception refused a turn: the rollout hit a stop condition or a budget."""
+
+
+class ContextExhausted(RolloutStopped):
+    """The next prompt does not fit the model's context window: the episode ends there and the
+    verifier scores what the agent did (context_window.py), on every verifiers version."""
 
 
 class ModelCallFailed(BaseException):

@@ -188,11 +188,19 @@ class HarborTrialHarnessConfig(vf.HarnessConfig):
         return self
 
 
-def guard_verifier_inputs(trial: Trial) -> None:
+def verifier_timeout_sec(trial: Trial) -> float | None:
+    """The trial's verifier timeout after Harbor's overrides and multipliers (a public property
+    since Harbor 0.24, private before)."""
+    timeout = getattr(trial, "verifier_timeout_sec", None) or getattr(trial, "_verifier_timeout_sec", None)
+    return float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
+
+
+def guard_verifier_inputs(trial: Trial) -> VerifierGuard:
     """When verification starts, stop every process the agent left and re-create the verifier's
     folders (verifier_isolation.py): a lingering writer, a planted reward.json (which wins over
     the reward.txt a test writes) or a link in place of /tests cannot reach the verifier.
-    Harbor empties those folders itself only in newer versions, and stops nothing.
+    Harbor empties those folders itself only in newer versions, and stops nothing. The guard
+    says whether the verifier ran out of time on the agent's account (`forfeit`).
 
     The environment's own processes are listed as soon as its `start` returns: Harbor has no
     hook between the environment's start and the agent's setup (ENVIRONMENT_START comes before
@@ -204,6 +212,7 @@ def guard_verifier_inputs(trial: Trial) -> None:
         trial.task.name,
         keep_workdir_paths=keeps_workdir_paths(metadata),
         unwritten_reward=unwritten_reward_file(trial.task.paths.tests_dir, metadata),
+        timeout_sec=verifier_timeout_sec(trial),
     )
     start = environment.start
 
@@ -219,6 +228,7 @@ def guard_verifier_inputs(trial: Trial) -> None:
         await guard.verification_starts()
 
     trial.add_hook(TrialEvent.VERIFICATION_START, isolate)
+    return guard
 
 
 class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
@@ -287,10 +297,10 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             with model_credentials(credentials):
                 trial = await Trial.create(trial_config.model_copy(deep=True))
                 trial_dir = trial.paths.trial_dir
-                guard_verifier_inputs(trial)
+                guard = guard_verifier_inputs(trial)
                 reward_range = declared_range(trial.task.config.metadata, trial.task.paths.config_path)
                 result = await trial.run()
-            outcome = interpret(result, reward_range)
+            outcome = interpret(result, reward_range, forfeit=guard.forfeit)
             if self.config.keep_trials:
                 outcome.info["harbor_trial_dir"] = str(trial_dir)
             return result, outcome

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 from harbor.models.trial.paths import TrialPaths
 from harbor.models.trial.result import TimingInfo, TrialResult
 
-from harbor_env.errors import RewardRuleError, TrialError
+from harbor_env.errors import RewardRuleError, TrialError, VerifierForfeit
 from harbor_env.rewards import DEFAULT_REWARD_RANGE, check_in_range, check_reward_json
 
 # Exceptions Harbor records while still running the verifier: the agent's own outcomes.
@@ -101,9 +101,13 @@ def _trial_paths(result: TrialResult) -> TrialPaths | None:
     return TrialPaths(Path(unquote(urlparse(result.trial_uri).path)))
 
 
-def interpret(result: TrialResult, reward_range: tuple[float, float] = DEFAULT_REWARD_RANGE) -> Outcome:
+def interpret(
+    result: TrialResult, reward_range: tuple[float, float] = DEFAULT_REWARD_RANGE, forfeit: str | None = None
+) -> Outcome:
     """Score a finished trial, or mark it errored when it says nothing about the agent or
-    breaks the reward rule (`rewards.py`)."""
+    breaks the reward rule (`rewards.py`). `forfeit`: why the verifier guard gave up on the
+    agent's account (its time ran out on an environment that still answers): scored the least
+    the task's range allows (0 by default), as tests that fail."""
     info: dict[str, Any] = {"harbor_trial": result.trial_name, "harbor_task": result.task_name}
     metrics = _phase_metrics(result)
     exception = result.exception_info
@@ -111,6 +115,12 @@ def interpret(result: TrialResult, reward_range: tuple[float, float] = DEFAULT_R
         info["harbor_exception_type"] = exception.exception_type
         info["harbor_exception_message"] = clip(exception.exception_message)
     where = f"trial {result.trial_name} ({result.task_name})"
+    metrics["harbor_verifier_forfeit"] = 0.0
+    if forfeit is not None and exception is not None and exception.exception_type == VerifierForfeit.__name__:
+        # Only the guard sets `forfeit`; the exception type alone is not trusted.
+        metrics["harbor_verifier_forfeit"] = 1.0
+        info["harbor_verifier_forfeit"] = forfeit
+        return Outcome(reward_range[0], metrics, info)
     if exception is not None and exception.exception_type not in AGENT_OUTCOMES:
         return Outcome(
             None, metrics, info, f"{where} failed: {exception.exception_type}: {clip(exception.exception_message)}"

@@ -78,7 +78,8 @@ class HarborTasksetConfig(vf.TasksetConfig):
     (default: $HARBOR_ENV_CACHE, else ~/.cache/harbor-env)."""
     refresh: bool = False
     """Read the dataset's task list from the registry again; tasks not pinned to a commit are
-    downloaded again (Harbor keeps pinned ones)."""
+    downloaded again (Harbor keeps pinned ones). A SWE-style data set: convert its rows again,
+    with the repositories fetched again."""
     hf_dataset: str | None = None
     """A SWE-bench-style Hugging Face data set instead of `path`, converted into task folders
     (see `swe`); `include`/`exclude`/`limit` pick rows by instance_id."""
@@ -167,6 +168,7 @@ def sourced_tasks(config: HarborTasksetConfig) -> list[SourcedTask]:
             revision=config.revision,
             template=config.swe,
             selection=selection,
+            refresh=config.refresh,
         )
     return [SourcedTask(task_dir, "local", str(task_dir)) for task_dir in discover_task_dirs(config)]
 

@@ -117,7 +117,7 @@ def load_registry_tasks(
         SourcedTask(
             Path(entries[n]["path"]),
             source=f"registry:{dataset}",
-            origin=_origin(entries[n]["id"], origin),
+            origin=_origin(entries[n], origin),
             cached=n not in missing,
             cache=folder,
         )
@@ -138,13 +138,17 @@ def _download(dataset: str, where: str, folder: Path, entries: list[dict]) -> No
             f"dataset {dataset}: downloading {len(task_ids)} tasks from {where} failed ({one_line(exc)}) and they "
             f"are not cached in {folder}; check the network or the registry's git URLs"
         ) from None
-    for entry, path in zip(entries, result.paths, strict=True):
-        entry["path"] = str(Path(path).resolve())
+    for entry, downloaded in zip(entries, result.results, strict=True):
+        entry["path"] = str(Path(downloaded.path).resolve())
+        # The commit an unpinned task was downloaded at: the origin names what the cache holds,
+        # not whatever the branch's head is later.
+        entry["commit"] = downloaded.resolved_git_commit_id
 
 
-def _origin(task_id: dict, dataset_origin: str) -> str:
+def _origin(entry: dict, dataset_origin: str) -> str:
+    task_id = entry["id"]
     if task_id.get("git_url"):
-        commit = task_id.get("git_commit_id") or "HEAD"
+        commit = entry.get("commit") or task_id.get("git_commit_id") or "unpinned"
         return f"{task_id['git_url']}@{commit}:{task_id['path']} ({dataset_origin})"
     if task_id.get("org"):
         return f"{task_id['org']}/{task_id['name']}@{task_id.get('ref') or 'latest'} ({dataset_origin})"

@@ -37,8 +37,18 @@ class ExportStats:
     trials: int = 0
     kept: int = 0
     errored: int = 0
+    """No verifier reward: the trial failed."""
+    no_chat: int = 0
+    """Scored, but no chat to learn from: no trajectory (the oracle and nop agents write none)
+    or no reply in it."""
     filtered: int = 0
     redacted: int = 0
+
+    def describe(self) -> str:
+        return (
+            f"{self.errored} errored, {self.no_chat} without a chat (no agent trajectory, e.g. oracle or nop), "
+            f"{self.filtered} outside the reward range"
+        )
 
 
 def _reply(step: dict[str, Any]) -> str:
@@ -116,8 +126,11 @@ def export_rows(
             result = TrialResult.model_validate_json((trial / "result.json").read_text())
             rewards = result.verifier_result.rewards if result.verifier_result else None
             trajectory_path = trial / "agent" / "trajectory.json"
-            if not rewards or "reward" not in rewards or not trajectory_path.is_file():
+            if not rewards or "reward" not in rewards:
                 stats.errored += 1
+                continue
+            if not trajectory_path.is_file():
+                stats.no_chat += 1
                 continue
             reward = float(rewards["reward"])
             if (min_reward is not None and reward < min_reward) or (max_reward is not None and reward > max_reward):
@@ -125,7 +138,7 @@ def export_rows(
                 continue
             messages = trajectory_messages(json.loads(trajectory_path.read_text()))
             if not any(m["role"] == "assistant" for m in messages):
-                stats.errored += 1
+                stats.no_chat += 1
                 continue
             _redact(messages, secrets, stats)
             rows.append(
@@ -156,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not rows:
         print(
-            f"error: no trial kept ({stats.trials} trials, {stats.errored} errored, {stats.filtered} outside "
-            "the reward range); nothing written",
+            f"error: no trial kept ({stats.trials} trials: {stats.describe()}); nothing written",
             file=sys.stderr,
         )
         return 2
@@ -167,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
     tmp.replace(out / "train.jsonl")
     print(
-        f"wrote {stats.kept} chats to {out / 'train.jsonl'} ({stats.trials} trials: {stats.errored} errored, "
-        f"{stats.filtered} outside the reward range; secrets redacted from {stats.redacted} messages)"
+        f"wrote {stats.kept} chats to {out / 'train.jsonl'} ({stats.trials} trials: {stats.describe()}; "
+        f"secrets redacted from {stats.redacted} messages)"
     )
     return 0
 

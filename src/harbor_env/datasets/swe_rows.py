@@ -8,6 +8,7 @@ or `dockerfile` (a recipe). Test lists may be JSON strings, as in SWE-bench's ow
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,27 +84,38 @@ def download_hf_dataset(repo_id: str, revision: str | None) -> Path:
         ) from None
 
 
-def read_rows(files: list[Path], columns: dict[str, str], where: str) -> list[SweRow]:
-    """Rows of `files`, renamed by `columns` (canonical name -> the data set's column)."""
-    rows: list[SweRow] = []
-    for path in files:
-        for number, raw in enumerate(_read_file(path), start=1):
-            renamed = dict(raw)
-            for canonical, column in columns.items():
-                if column not in raw:
-                    raise SweRowError(
-                        f"{path} row {number}: no column '{column}' (columns.{canonical}); columns are {sorted(raw)}"
-                    )
-                renamed[canonical] = raw[column]
-            try:
-                rows.append(SweRow.model_validate(renamed))
-            except (ValidationError, json.JSONDecodeError) as exc:
-                problem = (
-                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                    if isinstance(exc, ValidationError)
-                    else str(exc)
-                )
-                raise SweRowError(
-                    f"{where}: {path.name} row {number}: {problem} (map columns with [env.taskset.swe] columns)"
-                ) from None
-    return rows
+@dataclass(frozen=True)
+class RawRow:
+    """A data set row as read, before the column mapping and its checks."""
+
+    where: str
+    """The file and row number, e.g. `rows.jsonl row 3`."""
+    values: dict[str, Any]
+
+    def instance_id(self, columns: dict[str, str]) -> str:
+        """The row's instance_id for include/exclude, or where it is when it has none."""
+        value = self.values.get(columns.get("instance_id", "instance_id"))
+        return value if isinstance(value, str) and value else self.where
+
+
+def read_raw_rows(files: list[Path]) -> list[RawRow]:
+    return [RawRow(f"{path.name} row {n}", raw) for path in files for n, raw in enumerate(_read_file(path), start=1)]
+
+
+def parse_row(raw: RawRow, columns: dict[str, str]) -> SweRow:
+    """`raw` renamed by `columns` (canonical name -> the data set's column) and checked; raise
+    SweRowError naming the column or field."""
+    renamed = dict(raw.values)
+    for canonical, column in columns.items():
+        if column not in raw.values:
+            raise SweRowError(f"no column '{column}' (columns.{canonical}); columns are {sorted(raw.values)}")
+        renamed[canonical] = raw.values[column]
+    try:
+        return SweRow.model_validate(renamed)
+    except (ValidationError, json.JSONDecodeError) as exc:
+        problem = (
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        raise SweRowError(f"{problem} (map columns with [env.taskset.swe] columns)") from None

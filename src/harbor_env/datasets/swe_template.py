@@ -13,16 +13,19 @@ status 0 = passed), which works for any test runner at the cost of one start per
 
 from __future__ import annotations
 
-import os
+import functools
 import re
 import shutil
-import subprocess
+import string
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harbor_env.datasets.cache import locked
+from harbor_env.datasets.swe_docstrings import docstring_labels
+from harbor_env.datasets.swe_repos import Mirrors, check_patches, snapshot
 from harbor_env.datasets.swe_rows import SweRow
+from harbor_env.datasets.swe_test_ids import TestIdStyle, label_of
 from harbor_env.errors import SweRowError
 
 _PATCH_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.MULTILINE)
@@ -39,9 +42,11 @@ existing tests.
 
 
 class SweTemplateConfig(BaseModel):
-    """How rows become task folders (`[env.taskset.swe]`); a preset fills in the defaults."""
+    """How rows become task folders (`[env.taskset.swe]`); a preset fills in the defaults. The
+    conversion command takes each key as an option of the same name (`--test-command`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The docstrings below are the fields' descriptions: the command's --help shows them.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     preset: str | None = None
     """A named preset (`c2bug`); any key set here overrides the preset's value."""
@@ -51,8 +56,9 @@ class SweTemplateConfig(BaseModel):
     """Prebuilt image per row, a template over the row (`{instance_id}`, `{instance_id_docker}`
     = SWE-bench's image spelling, `{repo}`, `{base_commit}`); a row's own `image` column wins."""
     repo_url: str = "https://github.com/{repo}.git"
-    """Where to clone the repository when a row has neither an image nor a Dockerfile recipe:
-    the task then gets a snapshot of the repository at base_commit (no history, so no future fix)."""
+    """The repository (a git URL or a local path; a template over the row): cloned once into the
+    cache to check the row's patches and, when a row has neither an image nor a Dockerfile
+    recipe, to snapshot it at base_commit (no history, so no future fix)."""
     base_image: str = "python:3.12-slim-bookworm"
     """The image a snapshot task builds on."""
     docker_setup: list[str] = Field(
@@ -65,11 +71,20 @@ class SweTemplateConfig(BaseModel):
     """The repository's path inside the task's environment."""
     setup: str = ""
     """Shell lines the tests run first (e.g. activate the repository's Python environment)."""
-    test_command: str = "python -m pytest -q {test}"
-    """Runs one test; `{test}` becomes the test's label; exit status 0 means it passed."""
+    test_command: str | None = None
+    """Runs one test; `{test}` becomes the test's label; exit status 0 means it passed. No
+    default: only the data set knows its runner (e.g. `python -m pytest -q {test}` where the
+    image has pytest); a preset sets one."""
+    test_id_style: TestIdStyle = "as-is"
+    """How FAIL_TO_PASS/PASS_TO_PASS names become labels for test_command: `pytest` (node ids),
+    `unittest` (`test_x (mod.Class)`, `test_x (mod.Class.test_x)`, `Docstring (mod.Class.test_x)`
+    -> `mod.Class.test_x`; Django's runner takes these labels too) or `as-is`."""
+    test_root: str = ""
+    """Where the runner's test module paths start (Django's runtests.py: `tests`): tests that a
+    row names by a docstring line alone are found in the source and labelled from there."""
     test_id_regex: str | None = None
-    """Turns a FAIL_TO_PASS/PASS_TO_PASS entry into a label for test_command, with
-    `test_id_format` (named groups); entries that do not match are used as they are."""
+    """A data set's own spelling instead: names matching it become `test_id_format` filled with
+    its named groups; names that do not match go through test_id_style."""
     test_id_format: str = ""
     instruction: str = DEFAULT_INSTRUCTION
     """instruction.md: `{problem_statement}`, `{workdir}`, `{repo}`, `{instance_id}` are filled in."""
@@ -79,6 +94,12 @@ class SweTemplateConfig(BaseModel):
     cpus: int = 2
     memory_mb: int = 4096
     storage_mb: int = 10240
+    check_patches: bool = True
+    """At conversion, apply the gold patch and the test patch, each at base_commit (in a scratch
+    index of the repository's clone), and refuse rows where either fails: such a task would score
+    every episode 0. Needs the repository (repo_url) also for rows with an image."""
+    strict: bool = False
+    """Stop at the first bad row instead of reporting and skipping it."""
 
 
 # The named presets: a data set's conventions. Add one with the keys of SweTemplateConfig it needs.
@@ -93,8 +114,8 @@ PRESETS: dict[str, dict] = {
         "workdir": "/testbed",
         "setup": "source /opt/miniconda3/bin/activate testbed 2>/dev/null || true",
         "test_command": "./tests/runtests.py --verbosity 2 --settings=test_sqlite --parallel 1 {test}",
-        "test_id_regex": r"^(?P<method>\S+) \((?P<cls>[\w.]+)\)",
-        "test_id_format": "{cls}.{method}",
+        "test_id_style": "unittest",
+        "test_root": "tests",
     },
 }
 
@@ -106,6 +127,29 @@ def resolve_template(config: SweTemplateConfig) -> SweTemplateConfig:
     if config.preset not in PRESETS:
         raise SweRowError(f"[env.taskset.swe] preset: unknown preset '{config.preset}' (known: {sorted(PRESETS)})")
     return SweTemplateConfig.model_validate({**PRESETS[config.preset], **config.model_dump(exclude_unset=True)})
+
+
+def runnable_test_command(template: SweTemplateConfig) -> str:
+    """The template's test_command; raise (one line) when it cannot run a test, before any row."""
+    if not template.test_command:
+        raise SweRowError(
+            "[env.taskset.swe] test_command (--test-command): not set; the command that runs one test, "
+            "e.g. 'python -m pytest -q {test}' where the image has pytest, or a preset (--preset)"
+        )
+    if "{test}" not in template.test_command:
+        raise SweRowError(f"[env.taskset.swe] test_command {template.test_command!r}: has no {{test}} placeholder")
+    if template.test_id_regex:
+        try:
+            groups = set(re.compile(template.test_id_regex).groupindex)
+        except re.error as exc:
+            raise SweRowError(f"[env.taskset.swe] test_id_regex: {exc}") from None
+        wanted = {name for _, name, _, _ in string.Formatter().parse(template.test_id_format) if name is not None}
+        if not template.test_id_format or not wanted <= groups:
+            raise SweRowError(
+                f"[env.taskset.swe] test_id_format {template.test_id_format!r}: must be set from test_id_regex's "
+                f"named groups {sorted(groups)}"
+            )
+    return template.test_command
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
@@ -125,57 +169,45 @@ def _values(row: SweRow, template: SweTemplateConfig) -> dict[str, str]:
     }
 
 
-def label_of_test(test_id: str, template: SweTemplateConfig) -> str:
+def label_of_test(test_id: str, template: SweTemplateConfig) -> str | None:
+    """The label test_command runs `test_id` with; None when the name does not say which test."""
     if template.test_id_regex and (match := re.match(template.test_id_regex, test_id)):
         return template.test_id_format.format(**match.groupdict())
-    return test_id
+    return label_of(test_id, template.test_id_style)
+
+
+def _labels(row: SweRow, template: SweTemplateConfig, repo: Callable[[], Path]) -> dict[str, list[str]]:
+    """The labels of the row's FAIL_TO_PASS and PASS_TO_PASS; raise naming the tests that have none."""
+    tests = [("FAIL_TO_PASS", name) for name in row.FAIL_TO_PASS] + [
+        ("PASS_TO_PASS", name) for name in row.PASS_TO_PASS
+    ]
+    labels = {name: label_of_test(name, template) for _, name in tests}
+    unnamed = [name for name, label in labels.items() if label is None]
+    if unnamed and template.test_id_style == "unittest":  # a docstring line alone: look in the source
+        labels |= docstring_labels(repo(), row.base_commit, row.test_patch, unnamed, template.test_root)
+    unusable = [f"{field} {name!r}" for field, name in tests if labels[name] is None]
+    if unusable:
+        more = f" and {len(unusable) - 3} more" if len(unusable) > 3 else ""
+        raise SweRowError(
+            f"{len(unusable)} test names give no runnable {template.test_id_style} label: "
+            f"{', '.join(unusable[:3])}{more} (set test_id_style, or test_id_regex + test_id_format)"
+        )
+    return {field: [labels[name] for f, name in tests if f == field] for field in ("FAIL_TO_PASS", "PASS_TO_PASS")}
 
 
 def patched_files(patch: str) -> list[str]:
     return sorted({b for _, b in _PATCH_FILE.findall(patch)})
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
-    # Never prompt for credentials: a URL that needs them fails with git's message instead.
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    )
-    if result.returncode:
-        raise SweRowError(f"git {' '.join(args)} failed: {' '.join(result.stderr.split())[:300]}")
-    return result.stdout.strip()
-
-
-def snapshot_repository(url: str, commit: str, dest: Path, mirrors: Path) -> str:
-    """The tree of `url` at `commit` in `dest` as a fresh one-commit repository (so the agent
-    cannot find the fix in later history); returns that commit's id. Clones each URL once."""
-    mirror = mirrors / re.sub(r"[^A-Za-z0-9_.-]", "_", url)
-    with locked(mirror):  # several sources may share a repository
-        if not mirror.exists():
-            tmp = mirror.with_name(mirror.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            _git("clone", "-q", "--bare", url, str(tmp))
-            tmp.rename(mirror)
-    dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(mirror), "archive", commit], capture_output=True)
-    if archive.returncode:
-        raise SweRowError(f"{url}: commit {commit} not found ({archive.stderr.decode()[:200].strip()})")
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    _git("init", "-q", cwd=dest)
-    _git("add", "-A", cwd=dest)
-    fixed = ["-c", "user.name=harbor-env", "-c", "user.email=harbor-env@localhost"]
-    _git(*fixed, "commit", "-q", "--no-gpg-sign", "-m", f"snapshot of {commit}", cwd=dest)
-    return _git("rev-parse", "HEAD", cwd=dest)
-
-
-def _dockerfile(row: SweRow, template: SweTemplateConfig, env_dir: Path, mirrors: Path) -> tuple[str, str]:
+def _dockerfile(row: SweRow, template: SweTemplateConfig, env_dir: Path, repo: Callable[[], Path]) -> tuple[str, str]:
     """The Dockerfile, and the commit the tests restore test files from."""
     values = _values(row, template)
+    image = row.image or (_fill(template.image, values) if template.image and not row.dockerfile else None)
     if row.dockerfile:
         return row.dockerfile, row.base_commit
-    image = row.image or (_fill(template.image, values) if template.image else None)
     if image:
         return f"FROM {image}\nWORKDIR {template.workdir}\n", row.base_commit
-    commit = snapshot_repository(_fill(template.repo_url, values), row.base_commit, env_dir / "repo", mirrors)
+    commit = snapshot(repo(), row.base_commit, env_dir / "repo")
     lines = [
         f"FROM {template.base_image}",
         *template.docker_setup,
@@ -241,8 +273,9 @@ def _task_toml(row: SweRow, template: SweTemplateConfig, source: str) -> str:
     )
 
 
-def write_task(row: SweRow, template: SweTemplateConfig, dest: Path, source: str, mirrors: Path) -> Path:
-    """Write the task folder of `row` at `dest` (which must not exist), whole or not at all."""
+def write_task(row: SweRow, template: SweTemplateConfig, dest: Path, source: str, mirrors: Mirrors) -> Path:
+    """Write the task folder of `row` at `dest` (which must not exist), whole or not at all;
+    raise SweRowError (the reason, one line) for a row that cannot make a working task."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -254,12 +287,20 @@ def write_task(row: SweRow, template: SweTemplateConfig, dest: Path, source: str
     return dest
 
 
-def _write_task(row: SweRow, template: SweTemplateConfig, dest: Path, source: str, mirrors: Path) -> None:
+def _write_task(row: SweRow, template: SweTemplateConfig, dest: Path, source: str, mirrors: Mirrors) -> None:
     values = _values(row, template)
+
+    @functools.cache
+    def repo() -> Path:  # cloned or fetched only when a check or the snapshot needs it
+        return mirrors.get(_fill(template.repo_url, values), row.base_commit)
+
+    if template.check_patches:  # rows with an image too: their patches meet the same commit
+        check_patches(repo(), row.base_commit, {"gold patch": row.patch, "test patch": row.test_patch})
+    labels = _labels(row, template, repo)
     (dest / "environment").mkdir(parents=True)
     (dest / "tests").mkdir()
     (dest / "solution").mkdir()
-    dockerfile, restore_commit = _dockerfile(row, template, dest / "environment", mirrors)
+    dockerfile, restore_commit = _dockerfile(row, template, dest / "environment", repo)
     (dest / "environment" / "Dockerfile").write_text(dockerfile)
     (dest / "instruction.md").write_text(
         _fill(template.instruction, {**values, "problem_statement": row.problem_statement})
@@ -268,14 +309,14 @@ def _write_task(row: SweRow, template: SweTemplateConfig, dest: Path, source: st
     tests = dest / "tests"
     (tests / "test.patch").write_text(row.test_patch)
     (tests / "test_files.txt").write_text("".join(f"{f}\n" for f in patched_files(row.test_patch)))
-    (tests / "fail_to_pass.txt").write_text("".join(f"{label_of_test(t, template)}\n" for t in row.FAIL_TO_PASS))
-    (tests / "pass_to_pass.txt").write_text("".join(f"{label_of_test(t, template)}\n" for t in row.PASS_TO_PASS))
+    (tests / "fail_to_pass.txt").write_text("".join(f"{label}\n" for label in labels["FAIL_TO_PASS"]))
+    (tests / "pass_to_pass.txt").write_text("".join(f"{label}\n" for label in labels["PASS_TO_PASS"]))
     test_sh = TEST_SH.format(
         instance_id=row.instance_id,
         workdir=template.workdir,
         setup=template.setup,
         restore_commit=restore_commit,
-        test_command=template.test_command.replace("{test}", '"$test"'),
+        test_command=runnable_test_command(template).replace("{test}", '"$test"'),
     )
     (tests / "test.sh").write_text(test_sh)
     (dest / "solution" / "gold.patch").write_text(row.patch)

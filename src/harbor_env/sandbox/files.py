@@ -19,6 +19,19 @@ from harbor.environments.base import BaseEnvironment, ExecResult
 
 from harbor_env.sandbox.host_files import empty_host_dir, same_dir
 
+# A folder ($1) as a tar stream on stdout, from inside the sandbox: sparse files as their data
+# only where the sandbox's tar can (GNU tar), so a 2 GB file of holes the agent made in 64 MB of
+# quota never becomes 2 GB on the host's disk or in memory.
+_ARCHIVE = r"""
+if tar --sparse -cf /dev/null -T /dev/null 2>/dev/null; then exec tar --sparse -C "$1" -cf - .; fi
+exec tar -C "$1" -cf - .
+"""
+
+
+def archive_command(directory: str) -> list[str]:
+    """The command (run in the sandbox) that writes `directory` as a tar stream to stdout."""
+    return ["/bin/sh", "-c", _ARCHIVE, "archive", directory]
+
 
 class SandboxFiles(BaseEnvironment):
     """File transfer for LocalSandbox, which provides `_host` (a sandbox path's host path, or
@@ -84,7 +97,7 @@ class SandboxFiles(BaseEnvironment):
             if not same_dir(host, target):  # a bound log directory is already there
                 await asyncio.to_thread(shutil.copytree, host, target, symlinks=True, dirs_exist_ok=True)
             return
-        code, stdout, stderr = await self._run(["tar", "-C", source_dir, "-cf", "-", "."], user=None)
+        code, stdout, stderr = await self._run(archive_command(source_dir), user=None)
         if code != 0:
             raise FileNotFoundError(
                 f"local sandbox: cannot read {source_dir}: {stderr.decode(errors='replace').strip()}"

@@ -17,6 +17,7 @@ agent's WORKDIR into a new sandbox for the tests (verifier_isolation.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import re
@@ -42,18 +43,21 @@ from harbor_env.sandbox.commands import SandboxCommands
 from harbor_env.sandbox.config import LocalSandboxConfig
 from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, ImageLayout, sandbox_layout
 from harbor_env.sandbox.exec import SandboxExec
-from harbor_env.sandbox.files import SandboxFiles
+from harbor_env.sandbox.files import SandboxFiles, archive_command
 from harbor_env.sandbox.filesystem import LogMounts, RootFilesystem, hidden_paths, normalize, plan_filesystem
 from harbor_env.sandbox.host_files import extract_within, remove_tree
 from harbor_env.sandbox.host_support import check_rootfs, require_tools, warn_once
 from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
+from harbor_env.sandbox.outbound import OutboundNetwork, slirp_tool
 from harbor_env.sandbox.quota import quota_tools, with_storage_quota
 from harbor_env.sandbox.task_info import NEEDS_IMAGE_KEY, needs_image, read_task_toml, states_network, verifier_mode
 from harbor_env.verifier_isolation import (
+    ISOLATION_TIMEOUT_SEC,
     keeps_workdir_paths,
     run_isolation_command,
     search_paths_for_the_verifier,
+    warn_removed_modules,
     warn_search_paths_once,
 )
 
@@ -61,11 +65,13 @@ DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
 VERIFIER_DIR = str(EnvironmentPaths.verifier_dir)
 AGENT_DIR = str(EnvironmentPaths.agent_dir)
-# WORKDIR ($1) as a tar stream, inside the sandbox, links archived as links; where the agent made
-# WORKDIR a link into /proc, /sys or /dev, an empty archive (tar would read the kernel's files).
+# WORKDIR ($1) as a tar stream, inside the sandbox, links archived as links (archive_command, the
+# rest of the arguments); where the agent made WORKDIR a link into /proc, /sys or /dev, an empty
+# archive (tar would read the kernel's files).
 _ARCHIVE_WORKDIR = r"""
 case "$(readlink -f -- "$1")/" in /proc/* | /sys/* | /dev/*) exec tar -cf - -T /dev/null ;; esac
-exec tar -C "$1" -cf - .
+shift
+exec "$@"
 """
 _BASE_ENV_PARAMETERS = set(inspect.signature(BaseEnvironment.__init__).parameters)
 # Harbor 0.25 made binding its log directories to the host opt-in (`auto_mounting`, off by
@@ -98,11 +104,14 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         self._dir: Path | None = None
         self._fs: RootFilesystem | None = None
         self._layout = ImageLayout()
-        self._network_isolated = True
+        self._network_isolated = True  # commands join the sandbox's own network namespace
+        self._wants_outbound = False  # the network policy is public
+        self._outbound: OutboundNetwork | None = None
         self._base_env: dict[str, str] = {}
         self._tools: dict[str, str] = {}
         self._storage_mb: int | None = None
         self._agent_logs_host: Path | None = None  # the trial's agent folder, while not bound
+        self._workdir_entries = ""  # WORKDIR's entries at the start, " "-separated
         self._commands: SandboxCommands | None = None
         self._agent_lock = asyncio.Lock()
         path = self.config.command_path
@@ -247,7 +256,12 @@ class LocalSandbox(SandboxExec, SandboxFiles):
     async def start(self, force_build: bool) -> None:
         self._tools.update(require_tools(nsenter=self.command_path == "nsenter"))
         self._layout = self._read_layout()
+        self._wants_outbound = self._outbound_wanted(self._network_policy)
         await self._create(for_verifier=False)
+        # WORKDIR's entries before the agent runs (the task's own), from the prepared root.
+        assert self._fs is not None
+        with contextlib.suppress(OSError):
+            self._workdir_entries = " ".join(os.listdir(self._fs.root / self._workdir().lstrip("/")))
         self._base_env = {"PATH": DEFAULT_PATH, "HOSTNAME": "sandbox", **self._layout.env}
         await self._apply_network_policy(self._network_policy)
         await self._upload_environment_dir_after_start()
@@ -278,17 +292,25 @@ class LocalSandbox(SandboxExec, SandboxFiles):
                 else:
                     workdir.mkdir(parents=True)
             await self._spawn_init()
+            await self._connect_outbound()
         except BaseException:
             await self._teardown(delete=True)
             raise
 
     # ------------------------------------------------------------------ verifier
 
-    async def prepare_verifier(self) -> None:
+    async def prepare_verifier(self, timeout_sec: int | None = None, keep_workdir_modules: bool = False) -> None:
         """Called when verification starts (verifier_isolation.py): in shared mode, stop the
         agent's processes and re-create the verifier's folders in this sandbox; in fresh mode,
         move the agent's final WORKDIR into a new sandbox and run the tests there."""
-        await run_isolation_command(self, workdir=self._workdir())
+        removed = await run_isolation_command(
+            self,
+            workdir=self._workdir(),
+            timeout_sec=timeout_sec or ISOLATION_TIMEOUT_SEC,
+            workdir_entries=self._workdir_entries,
+            keep_workdir_modules=keep_workdir_modules,
+        )
+        warn_removed_modules(self.logger, self.environment_name, removed)
         await self._sync_agent_logs()
         if self.verifier_mode == "fresh":
             await self._respawn_with_workdir()
@@ -324,7 +346,9 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         # tar inside the sandbox: links the agent planted are archived as links, never followed
         # on the host; the archive lives in the sandbox's host folder, which no sandbox sees.
         with archive.open("wb") as out:
-            code, _, stderr = await self._run(["sh", "-c", _ARCHIVE_WORKDIR, "archive", workdir], user=None, stdout=out)
+            code, _, stderr = await self._run(
+                ["sh", "-c", _ARCHIVE_WORKDIR, "archive", workdir, *archive_command(workdir)], user=None, stdout=out
+            )
         if code not in (0, 1):  # 1: a file changed while read (nothing of the agent runs now)
             raise LocalSandboxError(
                 f"local sandbox: cannot archive {workdir} for the verifier: {stderr.decode(errors='replace').strip()}"
@@ -395,7 +419,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         archive = self._dir / "agent-logs.tar"
         try:
             with archive.open("wb") as out:
-                await self._run(["tar", "-C", AGENT_DIR, "-cf", "-", "."], user=None, stdout=out, timeout_sec=60)
+                await self._run(archive_command(AGENT_DIR), user=None, stdout=out, timeout_sec=60)
             await asyncio.to_thread(extract_within, archive, host)
         except (TimeoutError, LocalSandboxError, OSError) as exc:
             # Logs only: the sandbox died under us, or the agent left something unreadable.
@@ -418,6 +442,9 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         commands, self._commands = self._commands, None
         if commands is not None:
             commands.close()
+        outbound, self._outbound = self._outbound, None
+        if outbound is not None:
+            await outbound.detach()
         init, self._init = self._init, None
         if init is not None:
             await init.stop()
@@ -427,18 +454,48 @@ class LocalSandbox(SandboxExec, SandboxFiles):
 
     # ------------------------------------------------------------------ network
 
+    def _outbound_wanted(self, network_policy: NetworkPolicy) -> bool:
+        # no-network: none; allowlists are refused by Harbor before start (not a capability).
+        if network_policy.network_mode != NetworkMode.PUBLIC:
+            return False
+        return self._task_states_network or self.config.default_network == "public"
+
     async def _apply_network_policy(self, network_policy: NetworkPolicy) -> None:
-        mode = network_policy.network_mode
-        if mode == NetworkMode.PUBLIC:
-            self._network_isolated = not self._task_states_network and self.config.default_network == "off"
-        else:
-            # no-network; allowlists are refused by Harbor before start (not a capability).
+        self._wants_outbound = self._outbound_wanted(network_policy)
+        await self._connect_outbound()
+
+    async def _connect_outbound(self) -> None:
+        """Give the sandbox's own network namespace outbound access (outbound.py) while the
+        policy is public, and take it away when it is not. Without slirp4netns, a public
+        sandbox's commands run in the host's network namespace, as before (with a warning)."""
+        if not self._wants_outbound:
             self._network_isolated = True
+            outbound, self._outbound = self._outbound, None
+            if outbound is not None:
+                await outbound.detach()
+            return
+        tool = slirp_tool()
+        if tool is None:
+            warn_once(
+                self.logger,
+                ("network", "slirp4netns"),
+                "local sandbox: slirp4netns not found; tasks with a public network run in the host's "
+                "network namespace (the host's loopback services are reachable from them); install it "
+                "(Debian/Ubuntu: apt-get install slirp4netns)",
+            )
+            self._network_isolated = False
+            return
+        self._network_isolated = True
+        if self._outbound is None and self._init is not None:
+            assert self._dir is not None
+            self._outbound = await OutboundNetwork.attach(
+                tool, self._init.pid, rootless=os.geteuid() != 0, log=self._dir / "slirp4netns.log"
+            )
 
     @property
     def network_isolated(self) -> bool:
-        """Whether commands run without network access (own network namespace)."""
-        return self._network_isolated
+        """Whether commands run without network access (only the sandbox's own loopback)."""
+        return self._network_isolated and self._outbound is None
 
     def _host(self, sandbox_path: str, *, for_write: bool) -> Path | None:
         if self._fs is None:

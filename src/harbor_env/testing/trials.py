@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from harbor.models.trial.config import AgentConfig, EnvironmentConfig, TaskConfig, TrialConfig
 from harbor.models.trial.result import TrialResult
-from harbor.trial.trial import Trial
 
+# The conversion command's oracle check runs trials the same way.
+from harbor_env.datasets.swe_oracle import run_local_trial as run_trial
 
-async def run_trial(task: Path, work: Path, agent: str, **sandbox_kwargs) -> TrialResult:
-    config = TrialConfig(
-        task=TaskConfig(path=task),
-        trials_dir=work / "trials",
-        agent=AgentConfig(name=agent),
-        environment=EnvironmentConfig(
-            import_path="harbor_env.sandbox:LocalSandbox",
-            kwargs={"sandbox_dir": str(work / "sandboxes"), **sandbox_kwargs},
-        ),
-    )
-    trial = await Trial.create(config)
-    return await trial.run()
+__all__ = ["reward_of", "run_trial"]
 
 
 def reward_of(result: TrialResult) -> float:

@@ -1,6 +1,8 @@
 #!/bin/bash
 # Runs the hidden copy of the test suite against /app/textstats.
 mkdir -p /logs/verifier
+# textstats runs as nobody (test_textstats_hidden.py): the expected answers are root's only.
+chmod -R go-rwx /tests
 WORK=$(mktemp -d)
 cp /tests/test_textstats_hidden.py "$WORK/"
 cd "$WORK"

@@ -1,6 +1,8 @@
 #!/bin/bash
 # Verifier for refactor-rename: binary reward in /logs/verifier/reward.txt.
 mkdir -p /logs/verifier
+# The package runs as nobody (test_refactor.py): the expected answers are root's only.
+chmod -R go-rwx /tests
 WORK=$(mktemp -d)
 cp /tests/test_refactor.py "$WORK/"
 cd "$WORK"
