@@ -6,6 +6,7 @@ Usage:
 Sections, in this order (NAME = module in bench/):
     overhead   what harbor-env adds per episode and per model call
     tokens     token cost per episode: merged branches against step-wise samples
+    episode_length  env-server CPU per turn at 5-80 turns, incremental renderer against full re-render
     lifecycle  sandbox start / first exec / stop: local sandbox, and Docker when a daemon is reachable
     commands   the sandbox's command path: CPU per command, an episode's commands, start -> exec -> stop
     baseline   the env server's CPU per episode against the code of the day issue 16 was filed
@@ -47,7 +48,7 @@ apply_environment_defaults()  # before verifiers and Harbor load
 
 import common  # noqa: E402
 
-SECTIONS = ("overhead", "tokens", "lifecycle", "commands", "baseline", "memory", "scaling")
+SECTIONS = ("overhead", "tokens", "episode_length", "lifecycle", "commands", "baseline", "memory", "scaling")
 
 
 def cpu_model() -> str:

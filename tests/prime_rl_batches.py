@@ -120,24 +120,36 @@ def _reward(rewards: Mapping[str, Any]) -> float | None:
     return sum(r["score"] * r.get("weight", 1.0) for r in scored) if scored else None
 
 
-def expected_sample(session_id: str, calls: Sequence[GenerateRecord]) -> tuple[list[int], list[bool], list[float]]:
-    """The one sample an episode must become: the last prompt plus the last completion, with
-    every completion's tokens trainable (mask 1, the model's logprobs) and every other token
-    (prompts, tool output, chat markup) not (mask 0, logprob 0). Each call's prompt must extend
-    the previous prompt and completion, else the episode is not one sample."""
+Sample = tuple[list[int], list[bool], list[float]]  # token ids, loss mask, logprobs
+
+
+def expected_samples(session_id: str, calls: Sequence[GenerateRecord]) -> list[Sample]:
+    """The samples an episode must become, one per chain of its calls: a call whose prompt
+    extends an earlier chain's tokens (prompt and completion) continues the latest such chain,
+    any other starts one (a rewritten history: Terminus-2's summarization). A chain is its last
+    prompt plus its last completion, every completion's tokens trainable (mask 1, the model's
+    logprobs) and every other token (prompts, tool output, chat markup) not (mask 0, logprob 0).
+    An episode whose chat only grows is one chain."""
     assert calls, f"session {session_id}: the model never answered it"
-    ids: list[int] = []
-    mask: list[bool] = []
-    logprobs: list[float] = []
-    for turn, call in enumerate(calls):
-        assert call.prompt_ids[: len(ids)] == ids, (
-            f"session {session_id}: turn {turn}'s prompt does not extend the previous turn (not one sample)"
-        )
+    chains: list[Sample] = []
+    for call in calls:
+        chain = next((c for c in reversed(chains) if call.prompt_ids[: len(c[0])] == c[0]), None)
+        if chain is None:
+            chain = ([], [], [])
+            chains.append(chain)
+        ids, mask, logprobs = chain
         context = call.prompt_ids[len(ids) :]
         ids += context + call.completion_ids
         mask += [False] * len(context) + [True] * len(call.completion_ids)
         logprobs += [0.0] * len(context) + list(call.logprobs)
-    return ids, mask, logprobs
+    return chains
+
+
+def expected_sample(session_id: str, calls: Sequence[GenerateRecord]) -> Sample:
+    """The one sample an episode whose chat only grows must become (`expected_samples`)."""
+    chains = expected_samples(session_id, calls)
+    assert len(chains) == 1, f"session {session_id}: {len(chains)} chains of calls, the chat did not only grow"
+    return chains[0]
 
 
 def _first_difference(got: Sequence, want: Sequence) -> str:
@@ -169,9 +181,12 @@ def check_step(
     calls_by_session: Mapping[str, Sequence[GenerateRecord]],
     planned_rewards: Mapping[str, float],
     errored_sessions: set[str],
+    one_sample_per_episode: bool = True,
 ) -> StepSummary:
     """Check one shipped step; `records` are the whole run's episodes (a group may finish
-    across windows), `window` this step's; `errored_sessions` those an injected fault broke."""
+    across windows), `window` this step's; `errored_sessions` those an injected fault broke.
+    Without `one_sample_per_episode` (summarizing agents), an episode ships each of its chains
+    of calls (`expected_samples`) once, all of them, each with the episode's advantage."""
     by_session = {r.session_id: r for r in records}
     groups: dict[str, list[EpisodeRecord]] = defaultdict(list)
     for record in by_session.values():
@@ -195,7 +210,11 @@ def check_step(
         record = by_session.get(session)
         assert record is not None, f"{where}: the orchestrator logged no episode for it"
         assert record.ok, f"{where}: an errored episode is in the batch"
-        ids, mask, logprobs = expected_sample(session, calls_by_session[session])
+        if one_sample_per_episode:
+            ids, mask, logprobs = expected_sample(session, calls_by_session[session])
+        else:
+            chains = expected_samples(session, calls_by_session[session])
+            ids, mask, logprobs = next((c for c in chains if c[0] == sample.input_ids), chains[0])
         assert sample.input_ids == ids, (
             f"{where}: tokens differ from the episode's, {_first_difference(sample.input_ids, ids)}"
         )
@@ -216,7 +235,15 @@ def check_step(
             )
         sessions.append(session)
 
-    assert len(set(sessions)) == len(sessions), f"step {step}: an episode became more than one sample"
+    if one_sample_per_episode:
+        assert len(set(sessions)) == len(sessions), f"step {step}: an episode became more than one sample"
+    else:
+        for session in set(sessions):
+            shipped = sorted(s.input_ids for s in samples if _match_session(s, calls_by_session) == session)
+            chains = sorted(c[0] for c in expected_samples(session, calls_by_session[session]))
+            assert shipped == chains, (
+                f"step {step}, session {session}: {len(shipped)} samples shipped, its {len(chains)} chains expected"
+            )
     scored_window = [r.reward for r in window if r.ok and r.reward is not None]
     return StepSummary(
         step=step,

@@ -10,6 +10,7 @@ nothing of the episode is left running or on disk. The escape attempts need root
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -50,6 +51,7 @@ LINGERING_WRITERS = {
     "unparsable-reward": "nohup setsid bash /tmp/g.sh >/dev/null 2>&1 &",
 }
 MODES = ["fresh", "shared"]
+root_only_quota = pytest.mark.skipif(os.geteuid() != 0, reason="the storage quota needs root on the host")
 
 
 def probe_task(root: Path, name: str, mode: str, test_sh: str = HONEST_TEST, **kwargs) -> dict:
@@ -447,6 +449,31 @@ async def test_a_tree_too_deep_for_pythons_rmtree_is_scored_and_removed(
     data = probe_task(work / "tasks", f"deep-{mode}", mode)
     trace = await attack(client, tokenizer, data, terminus_reply(run_script(deep), duration=2))
     assert_scored_zero(trace)
+
+
+@root_only_quota
+@pytest.mark.parametrize("mode", MODES)
+async def test_harbors_log_folders_count_against_the_storage_quota(
+    mode: str, client: EnvClient, tokenizer: Path, work: Path, served_work: Path, nothing_left
+) -> None:
+    """Under `storage_mb`, 200 MB written into each of Harbor's log folders (bound from the host,
+    they were outside the quota) and a file of 100 GB of holes in each: the writes fail, the
+    episode is scored (the tests still fit: /tests and /logs/verifier have a room of their own),
+    and the host's disk holds at most the quota's worth (Harbor copies the folders out through the
+    sandbox, sparse files as their data; it had read the 100 GB file into memory)."""
+    fill = "; ".join(
+        f"dd if=/dev/zero of=/logs/{logs}/fill bs=1M count=200 2>/dev/null; truncate -s 100G /logs/{logs}/holes"
+        for logs in ("agent", "artifacts", "verifier")
+    )
+    toml = f'[metadata]\nverifier_sandbox = "{mode}"\n[environment]\nstorage_mb = 64\n'
+    write_task(work / "tasks", f"log-filler-{mode}", test_sh=HONEST_TEST, task_toml=toml)
+    free_before = shutil.disk_usage(served_work).free
+    trace = await attack(
+        client, tokenizer, task_data(f"log-filler-{mode}", work / "tasks"), terminus_reply(run_script(fill))
+    )
+    assert_scored_zero(trace)
+    # The trial keeps what Harbor copied out: at most the quota's worth, not 600 MB and 300 GB.
+    assert free_before - shutil.disk_usage(served_work).free < 2 * 64 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------- escapes (root on the host)

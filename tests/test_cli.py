@@ -17,7 +17,7 @@ from harbor_env.launcher import cli
 from harbor_env.testing.cli_runs import config_with, eval_argv, local_source, run_cli
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import ScriptedPolicy, run_script, script_then_finish
-from harbor_env.testing.tasks import HOST_ROOT_TASKS, REPO, SAMPLE_TASKS, write_task
+from harbor_env.testing.tasks import HOST_ROOT_TASKS, LONG_TASKS, REPO, SAMPLE_TASKS, write_task
 from harbor_env.testing.tokenizer import build_test_tokenizer
 
 CONFIGS = sorted((REPO / "configs").glob("*.toml"))
@@ -42,8 +42,12 @@ def test_dry_run_of_every_shipped_config(config: Path, capsys: pytest.CaptureFix
     assert "model        Qwen/Qwen3-8B, LoRA rank 16 alpha 32" in out
     # Configs on the local sandbox leave out the sample tasks that need their image.
     local = 'type = "local"' in config.read_text()
-    expected = len(HOST_ROOT_TASKS) if local else len(list(SAMPLE_TASKS.iterdir()))
-    assert f"{expected} tasks from datasets/harbor_tasks" in out
+    if 'path = "datasets/long_tasks"' in config.read_text():  # harbor_cpu_summarize.toml
+        expected = len([p for p in LONG_TASKS.iterdir() if (p / "task.toml").is_file()])
+        assert f"{expected} tasks from datasets/long_tasks" in out
+    else:
+        expected = len(HOST_ROOT_TASKS) if local else len(list(SAMPLE_TASKS.iterdir()))
+        assert f"{expected} tasks from datasets/harbor_tasks" in out
     assert "inference server (vLLM" in out and "trainer (torchrun" in out and "env server" in out
     assert "not validated: the rest of the config against prime-rl's schema" in out
     assert "prime-rl checkout missing" in err  # a host problem: reported, not fatal in a dry run

@@ -158,7 +158,7 @@ async def test_the_verifier_is_isolated_from_the_agent_in_a_container(
             instruction=marker,
             test_sh=HONEST_TEST,
             dockerfile=PROBE_IMAGE,
-            verifier_timeout=20,
+            verifier_timeout=40,
         )
         rows[marker] = task_data(f"attack-{i}", work / "tasks")
     policy = ScriptedPolicy(

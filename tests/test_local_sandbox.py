@@ -28,6 +28,7 @@ from conftest import (
 from harbor.models.task.config import NetworkMode, NetworkPolicy
 
 from harbor_env.sandbox import LocalSandbox, LocalSandboxConfig
+from harbor_env.sandbox.quota import VERIFIER_ROOM_MB
 
 COPYING_DOCKERFILE = """\
 FROM python:3.12-slim
@@ -420,13 +421,21 @@ async def test_storage_quota_stops_a_disk_filler(work: Path) -> None:
         (work / "upload.txt").write_text("uploaded\n")
         await sandbox.upload_file(work / "upload.txt", "/tests/upload.txt")
         assert (await sandbox.exec("cat /tests/upload.txt")).stdout == "uploaded\n"
-        # The agent's log folder counts too; what it holds reaches the trial at the end.
-        fill = await sandbox.exec(
-            "dd if=/dev/zero of=/logs/agent/fill bs=1M count=100 2>&1; rm /logs/agent/fill; echo kept > /logs/agent/note"
-        )
-        assert "No space left on device" in fill.stdout, fill
+        # Harbor's log folders count too: nothing of the host is bound, and Harbor downloads them
+        # through the sandbox (`mounted` is off), sparse files as their data.
+        assert not sandbox.capabilities.mounted
+        # The verifier's folder (and /tests) have a room of their own beside the quota: a full
+        # quota must not keep the tests from being uploaded.
+        for logs, megabytes in (("agent", 100), ("artifacts", 100), ("verifier", VERIFIER_ROOM_MB + 100)):
+            fill = await sandbox.exec(
+                f"dd if=/dev/zero of=/logs/{logs}/fill bs=1M count={megabytes} 2>&1; rm /logs/{logs}/fill; "
+                f"echo kept > /logs/{logs}/note; truncate -s 100G /logs/{logs}/holes"
+            )
+            assert "No space left on device" in fill.stdout, (logs, fill)
+            await sandbox.download_dir(f"/logs/{logs}", work / "trials" / "probe" / logs)
+            assert (work / "trials" / "probe" / logs / "note").read_text() == "kept\n"
+            assert (work / "trials" / "probe" / logs / "holes").stat().st_blocks < 1024
         sandbox_dir = sandbox.sandbox_dir
-    assert (work / "trials" / "probe" / "agent" / "note").read_text() == "kept\n"
     # Nothing reached the host's disk, and the quota's tmpfs went with the sandbox.
     assert abs(shutil.disk_usage(work).free - free_before) < 16 * 1024 * 1024
     assert str(sandbox_dir) not in Path("/proc/self/mountinfo").read_text()

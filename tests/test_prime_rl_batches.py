@@ -145,3 +145,50 @@ def test_episode_records_are_read_as_the_orchestrator_writes_them(tmp_path: Path
     assert read_episode_records(tmp_path) == {
         2: [EpisodeRecord("a", "g", True, 1.0, "t"), EpisodeRecord("c", "g", False, None, "t")]
     }
+
+
+# A summarizing episode: turn 1, a summary call extending it, a questions call on a fresh chat,
+# and the continued chat (a rewritten history), which continues with another turn.
+SUMMARIZED = {
+    "s": [
+        call("s", [1, 2], [10], [-0.1]),
+        call("s", [1, 2, 10, 3], [11], [-0.2]),  # the summary: extends turn 1
+        call("s", [5], [12], [-0.3]),  # the questions: a fresh chat
+        call("s", [1, 6, 12, 7], [13], [-0.4]),  # the continued chat: a new chain
+        call("s", [1, 6, 12, 7, 13, 8], [14], [-0.5]),  # and its next turn
+    ],
+    "f": [call("f", [1, 2], [20], [-0.6])],
+}
+SUMMARIZED_RECORDS = [EpisodeRecord("s", "g", True, 1.0, "t"), EpisodeRecord("f", "g", True, 0.0, "t")]
+SUMMARIZED_SAMPLES = [
+    ([1, 2, 10, 3, 11], [0, 0, 1, 0, 1], [0, 0, -0.1, 0, -0.2], 0.5),
+    ([5, 12], [0, 1], [0, -0.3], 0.5),
+    ([1, 6, 12, 7, 13, 8, 14], [0, 0, 0, 0, 1, 0, 1], [0, 0, 0, 0, -0.4, 0, -0.5], 0.5),
+    ([1, 2, 20], [0, 0, 1], [0, 0, -0.6], -0.5),
+]
+
+
+def check_summarized(sequences: list[tuple]):
+    return check_step(
+        1,
+        unpack(1, [micro_batch(sequences)]),
+        SUMMARIZED_RECORDS,
+        SUMMARIZED_RECORDS,
+        SUMMARIZED,
+        {"s": 1.0, "f": 0.0},
+        set(),
+        one_sample_per_episode=False,
+    )
+
+
+def test_a_summarized_episode_ships_each_chain_once_with_its_advantage() -> None:
+    assert check_summarized(SUMMARIZED_SAMPLES).sessions == ("s", "s", "s", "f")
+    with pytest.raises(AssertionError, match="2 samples shipped, its 3 chains expected"):
+        check_summarized([SUMMARIZED_SAMPLES[0], *SUMMARIZED_SAMPLES[2:]])  # the questions call left out
+    with pytest.raises(AssertionError, match="4 samples shipped, its 3 chains expected"):
+        check_summarized([SUMMARIZED_SAMPLES[1], *SUMMARIZED_SAMPLES])  # one chain twice
+    ids, mask, logprobs, _ = SUMMARIZED_SAMPLES[1]
+    with pytest.raises(AssertionError, match="advantage -0.5 at position 1, expected 0.5"):
+        check_summarized([SUMMARIZED_SAMPLES[0], (ids, mask, logprobs, -0.5), *SUMMARIZED_SAMPLES[2:]])
+    with pytest.raises(AssertionError, match="3 chains of calls, the chat did not only grow"):  # the default rule
+        check_step(1, unpack(1, [micro_batch(SUMMARIZED_SAMPLES)]), SUMMARIZED_RECORDS, [], SUMMARIZED, {}, set())

@@ -25,14 +25,17 @@ import time
 import tomllib
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prime_rl_batches import check_step, format_table, read_episode_records, unpack
 from prime_rl_stub_trainer import StubTrainer
 
-from harbor_env.testing.inference import FakeInferenceServer, PolicyInput
+from harbor_env.testing.inference import FakeInferenceServer, FaultChooser, Policy, PolicyInput
 from harbor_env.testing.policies import RotatingPolicy, ScriptedPolicy, SolveEachTask
+from harbor_env.testing.stepwise import EachLongTask
+from harbor_env.testing.tasks import LONG_TASKS
 from harbor_env.testing.tokenizer import build_test_model
 
 HAVE_PRIME_RL = importlib.util.find_spec("prime_rl") is not None
@@ -43,6 +46,7 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "harbor_cpu_check.toml"
+SUMMARIZE_CONFIG = REPO / "configs" / "harbor_cpu_summarize.toml"  # the long tasks, summarizing at 20k
 TASKS = REPO / "datasets" / "harbor_tasks"
 BIN = Path(sys.executable).parent  # prime-rl's console scripts live beside this Python
 RUN_TIMEOUT_SEC = 480
@@ -92,11 +96,26 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(30)
 
 
-@pytest.mark.timeout(RUN_TIMEOUT_SEC + 300)
-def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    config = tomllib.loads(CONFIG.read_text())
-    max_steps = config["max_steps"]
-    lora = config["orchestrator"]["model"]["lora"]["name"]
+@dataclass
+class Run:
+    """A finished run of prime-rl's orchestrator and env server on one of the CPU configs."""
+
+    config: dict
+    run_dir: Path
+    trainer: StubTrainer
+    server: FakeInferenceServer
+    seconds: float
+    marker: str  # in the environment of every process the run started
+    sandboxes: Path
+    trials: Path
+
+
+def run_orchestrator(config_path: Path, tmp_path: Path, policy: Policy, fault_for: FaultChooser | None = None) -> Run:
+    """prime-rl's own `rl --dry-run` writes the per-process configs of `config_path` (it would
+    start torchrun and vLLM without it; only run-time values are added on its command line);
+    its env server and orchestrator run from them against the fake model playing `policy`
+    (`max_model_len` = the config's seq_len) and the stub trainer, until the orchestrator exits."""
+    config = tomllib.loads(config_path.read_text())
     harness = config["orchestrator"]["train"]["source"][0]["env"]["agent"]["harness"]
     trials = REPO / harness["trials_dir"]  # relative paths resolve from the project root
     shutil.rmtree(trials, ignore_errors=True)
@@ -114,25 +133,16 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
         marker.split("=")[0]: marker.split("=")[1],
     }
     model = build_test_model(tmp_path / "model")
-    policy = scripted_policy()
-
-    def fault_for(request: PolicyInput) -> str | None:
-        return (
-            "http_500" if request.turn == 1 and policy.index_of(request.session_id) == FAULTED_SESSION_INDEX else None
-        )
-
     logs = tmp_path / "logs"
     logs.mkdir()
     with FakeInferenceServer(
         model, policy, model=str(model), max_model_len=config["seq_len"], fault_for=fault_for
     ) as server:
-        # prime-rl's own launcher writes the per-process configs (it would start torchrun and
-        # vLLM without --dry-run); only run-time values are added on its command line.
         dry_run = subprocess.run(
             [
                 BIN / "rl",
                 "@",
-                CONFIG,
+                config_path,
                 "--dry-run",
                 "--output-dir",
                 tmp_path / "outputs",
@@ -155,7 +165,7 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
         run_dir = tmp_path / "outputs" / "check"
         configs = run_dir / "configs"
         adapter = config["trainer"]["model"]["lora"]
-        trainer = StubTrainer(run_dir, max_steps, adapter["rank"], adapter["alpha"]).start()
+        trainer = StubTrainer(run_dir, config["max_steps"], adapter["rank"], adapter["alpha"]).start()
         started: list[subprocess.Popen] = []
 
         def launch(name: str, *args: object) -> subprocess.Popen:
@@ -182,10 +192,43 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
             f"orchestrator: exit {orchestrator.returncode} after {run_sec:.0f} s\n{tail(logs / 'orchestrator.log')}\n"
             f"--- env server\n{tail(logs / 'env-server.log', 40)}"
         )
+    assert trainer.error is None, f"stub trainer: {trainer.error!r}"
+    assert sorted(trainer.batches) == list(range(1, config["max_steps"] + 1)), (
+        f"steps received: {sorted(trainer.batches)}"
+    )
+    return Run(config, run_dir, trainer, server, run_sec, marker, sandboxes, trials)
+
+
+def assert_nothing_left_behind(run: Run) -> None:
+    deadline = time.monotonic() + 15
+    while processes_with(run.marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not processes_with(run.marker), f"processes left behind: {processes_with(run.marker)}"
+    # Both folders exist (so the run used them) and are empty.
+    assert run.sandboxes.is_dir() and not any(run.sandboxes.iterdir()), (
+        f"sandboxes left: {list(run.sandboxes.glob('*'))}"
+    )
+    assert run.trials.is_dir() and not any(run.trials.iterdir()), f"trial folders left: {list(run.trials.glob('*'))}"
+    shutil.rmtree(run.trials, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run.trials.parent.rmdir()  # outputs/harbor-cpu-..., when nothing else is in it
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_SEC + 300)
+def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    policy = scripted_policy()
+
+    def fault_for(request: PolicyInput) -> str | None:
+        return (
+            "http_500" if request.turn == 1 and policy.index_of(request.session_id) == FAULTED_SESSION_INDEX else None
+        )
+
+    run = run_orchestrator(CONFIG, tmp_path, policy, fault_for)
+    config, run_dir, trainer, server, run_sec = run.config, run.run_dir, run.trainer, run.server, run.seconds
+    max_steps = config["max_steps"]
+    lora = config["orchestrator"]["model"]["lora"]["name"]
 
     # ---------------------------------------------------------------- the batches
-    assert trainer.error is None, f"stub trainer: {trainer.error!r}"
-    assert sorted(trainer.batches) == list(range(1, max_steps + 1)), f"steps received: {sorted(trainer.batches)}"
     records = read_episode_records(run_dir)
     everything = [record for step in sorted(records) for record in records[step]]
     calls = defaultdict(list)
@@ -225,13 +268,51 @@ def test_orchestrator_trains_on_harbor_episodes(tmp_path: Path, capsys: pytest.C
     assert all(row.samples > 0 for row in rows), "a step shipped no samples"
 
     # ---------------------------------------------------------------- nothing left behind
-    deadline = time.monotonic() + 15
-    while processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not processes_with(marker), f"processes left behind: {processes_with(marker)}"
-    # Both folders exist (so the run used them) and are empty.
-    assert sandboxes.is_dir() and not any(sandboxes.iterdir()), f"sandboxes left: {list(sandboxes.glob('*'))}"
-    assert trials.is_dir() and not any(trials.iterdir()), f"trial folders left: {list(trials.glob('*'))}"
-    shutil.rmtree(trials, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        trials.parent.rmdir()  # outputs/harbor-cpu-check, when nothing else is in it
+    assert_nothing_left_behind(run)
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_SEC + 300)
+def test_orchestrator_trains_on_summarized_episodes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Terminus-2 summarizes the long tasks' episodes ahead of the fake server's 20k window (read
+    from its /v1/models); each episode reaches the trainer as several samples, one per chain of
+    calls (the first stretch with its summary and answers, each questions call, each continued
+    chat), every one exact and with the episode's advantage, none left out or shipped twice."""
+    policy = RotatingPolicy({"solve": EachLongTask(LONG_TASKS), "fail": EachLongTask(LONG_TASKS, share=0.5)})
+    run = run_orchestrator(SUMMARIZE_CONFIG, tmp_path, policy)
+    records = read_episode_records(run.run_dir)
+    everything = [record for step in sorted(records) for record in records[step]]
+    calls = defaultdict(list)
+    for call in run.server.records:
+        calls[call.session_id].append(call)
+    planned = {session: PLANNED_REWARD[plan] for session, plan in policy.assigned.items()}
+    rows = [
+        check_step(
+            step,
+            unpack(step, run.trainer.batches[step]),
+            everything,
+            records.get(step, []),
+            calls,
+            planned,
+            set(),
+            one_sample_per_episode=False,
+        )
+        for step in range(1, run.config["max_steps"] + 1)
+    ]
+    shipped = defaultdict(int)
+    for row in rows:
+        for session in row.sessions:
+            shipped[session] += 1
+    assert shipped and all(samples >= 3 for samples in shipped.values()), f"samples per episode: {dict(shipped)}"
+    window = run.config["seq_len"]
+    assert all(len(c.prompt_ids) + len(c.completion_ids) <= window for c in run.server.records)
+    per_episode = [
+        (len(calls[s]), n, sum(len(c.completion_ids) for c in calls[s]), sum(len(c.prompt_ids) for c in calls[s]))
+        for s, n in shipped.items()
+    ]
+    with capsys.disabled():
+        print(
+            f"\nprime-rl orchestrator on summarizing harbor-env episodes: {len(rows)} steps in {run.seconds:.0f} s; "
+            f"per shipped episode (model calls, samples, sampled tokens, prompt tokens): {sorted(per_episode)}"
+            f"\n{format_table(rows)}"
+        )
+    assert_nothing_left_behind(run)

@@ -192,8 +192,11 @@ async def test_a_fresh_verifier_holds_only_the_agents_workdir(quota: bool, work:
         assert listing.stdout.split("\n\n")[0] == "/app:\nanswer\nd\nlink", listing.stdout
         assert ".planted" not in listing.stdout and "planted" not in listing.stdout
         assert "42\n/etc/passwd\n0\n" in listing.stdout
-        # Its only writable log folder is the verifier's.
-        assert (await sandbox.exec("echo x > /logs/agent/other")).return_code != 0
+        # Its only writable log folder bound to the trial is the verifier's (under a quota none is
+        # bound: Harbor downloads the verifier's, and has downloaded the agent's before).
+        wrote = await sandbox.exec("echo x > /logs/agent/other")
+        assert (wrote.return_code != 0) is not quota
+        assert not (sandbox.trial_paths.agent_dir / "other").exists()
         assert (await sandbox.exec("echo 1 > /logs/verifier/reward.txt")).return_code == 0
 
 

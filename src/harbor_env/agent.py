@@ -8,8 +8,9 @@ asyncio copies it into every task the Trial starts, and nothing serializes it.
 Inside a rollout the agent's model is `InterceptionLLM` (interception_llm.py): plain OpenAI
 chat completions to the endpoint, where Harbor's default LiteLLM backend spends most of a
 call's CPU on routing, logging and pricing. Two outcomes of a call are not ordinary errors for the agent:
-- the interception refused the turn (a budget or stop condition was hit): the agent ends
-  cleanly, so Harbor's verifier still scores the episode;
+- the interception refused the turn (a budget or stop condition was hit), or the next prompt no
+  longer fits the model's context: the agent ends cleanly, so Harbor's verifier still scores the
+  episode (context_window.py);
 - the call failed (inference server down, 5xx, garbage, a hang): the agent run fails at once,
   with no retries of its own (retrying is the inference client's business), and the episode
   errors.
@@ -26,7 +27,8 @@ from typing import Any
 
 from harbor.agents.terminus_2.terminus_2 import Terminus2
 
-from harbor_env.errors import InferenceError, ModelCallFailed, RolloutStopped
+from harbor_env.context_window import METADATA_KEY, count_chat_tokens
+from harbor_env.errors import ContextExhausted, InferenceError, ModelCallFailed, RolloutStopped
 from harbor_env.interception_llm import InterceptionLLM
 
 
@@ -66,13 +68,17 @@ class InterceptedTerminus2(Terminus2):
     still wins for the URL (plain evaluation against any OpenAI-compatible server).
     `model_timeout_sec` bounds each model call: a hung inference server errors the episode
     instead of running the agent into its own timeout, which would be scored.
+    `context_window` is the model's context in tokens (summarization plans against it).
     """
 
-    def __init__(self, *args: Any, model_timeout_sec: float | None = None, **kwargs: Any):
+    def __init__(
+        self, *args: Any, model_timeout_sec: float | None = None, context_window: int | None = None, **kwargs: Any
+    ):
         # Read by _init_llm, which super() calls. Only an endpoint given in the agent's own
         # kwargs replaces the rollout's: Harbor 0.25 also fills `api_base` from the host's
         # OPENAI_BASE_URL, which would take the calls (and the rollout's key) elsewhere.
         self._model_timeout_sec = model_timeout_sec
+        self._context_window = context_window
         self._explicit_api_base = kwargs.get("api_base") or kwargs.get("base_url")
         super().__init__(*args, **kwargs)
 
@@ -126,6 +132,7 @@ class InterceptedTerminus2(Terminus2):
             reasoning_effort=reasoning_effort,
             model_info=model_info,
             llm_kwargs=llm_kwargs,
+            context_window=self._context_window,
         )
         return self._interception_llm
 
@@ -147,9 +154,20 @@ class InterceptedTerminus2(Terminus2):
         if not self._in_turn_loop:
             super()._dump_trajectory()
 
+    def _count_total_tokens(self, chat: Any) -> int:
+        """The chat's tokens as the inference server counts them (Terminus-2's summarization
+        threshold), not LiteLLM's OpenAI tokenizer, which is another model's and re-reads the
+        whole chat every turn."""
+        if self._interception_llm is None:
+            return super()._count_total_tokens(chat)
+        return count_chat_tokens(chat.messages, self._interception_llm.measured)
+
     async def run(self, instruction: str, environment: Any, context: Any) -> None:
         try:
             await super().run(instruction, environment, context)
+        except ContextExhausted as exhausted:
+            self.logger.info(f"agent out of context: {exhausted}")
+            context.metadata = {**(context.metadata or {}), METADATA_KEY: str(exhausted)}
         except RolloutStopped as stopped:
             self.logger.info(f"agent stopped by the rollout: {stopped}")
             context.metadata = {**(context.metadata or {}), "stopped_by_rollout": str(stopped)}

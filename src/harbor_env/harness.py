@@ -27,9 +27,11 @@ from harbor.trial.hooks import TrialEvent
 from harbor.trial.trial import Trial
 from pydantic import Field, field_validator, model_validator
 from pydantic_config import BaseConfig
+from verifiers.v1.configs.client import resolve_api_key
 
 from harbor_env.agent import ModelCredentials, model_credentials
 from harbor_env.containers import before_trial, compose_overlays
+from harbor_env.context_window import SummarizePlan, note_outcome, served_context_window, summarize_plan
 from harbor_env.errors import TrialError
 from harbor_env.memory import heap_trimmer
 from harbor_env.outcome import Outcome, interpret
@@ -105,8 +107,18 @@ class TrialAgentConfig(BaseConfig):
     parser: Literal["json", "xml"] = "json"
     """Terminus-2's reply format."""
     summarize: bool = False
-    """Terminus-2's context summarization. Off: it rewrites the chat history, which splits an
-    episode into several training samples."""
+    """Terminus-2's context summarization: before a turn, once fewer than
+    `summarize_below_free_tokens` of the model's context are free, it hands the work over to a
+    fresh chat (a summary, questions about it and their answers: three model calls). Every call
+    trains with the episode's reward, as separate samples (each rewrite of the history starts
+    one). Off: an episode that outgrows the context ends there and is scored."""
+    context_tokens: int | None = Field(default=None, gt=0)
+    """The model's context window in tokens, which summarization plans against. Unset: the
+    inference server's `max_model_len` (`GET /v1/models`, as prime-rl's vLLM serves it)."""
+    summarize_below_free_tokens: int | None = Field(default=None, gt=0)
+    """Summarize before a turn once fewer tokens than this are free. Unset: room for the worst
+    case of one more turn and the summarization's three calls, 4096 + 4 x the sampling's
+    max_tokens (12,288 at 2,048)."""
     record_terminal: bool = False
     """Record the terminal with asciinema (Terminus-2)."""
     interleaved_thinking: bool = False
@@ -128,7 +140,8 @@ class TrialAgentConfig(BaseConfig):
     def is_terminus(self) -> bool:
         return self.import_path is None and self.name == AgentName.TERMINUS_2.value
 
-    def to_harbor(self, model: str) -> AgentConfig:
+    def to_harbor(self, model: str, summarizing: SummarizePlan | None = None) -> AgentConfig:
+        """Harbor's agent config; `summarizing`: the window and threshold, with `summarize` on."""
         if not self.is_terminus:
             return AgentConfig(
                 name=None if self.import_path else self.name,
@@ -144,6 +157,11 @@ class TrialAgentConfig(BaseConfig):
             "suppress_max_turns_warning": True,
             "model_timeout_sec": self.model_timeout_sec,
             **({"max_turns": self.max_turns} if self.max_turns is not None else {}),
+            **(
+                {"context_window": summarizing.window, "proactive_summarization_threshold": summarizing.free_tokens}
+                if summarizing is not None
+                else {}
+            ),
             **self.kwargs,
         }
         return AgentConfig(import_path=TERMINUS_2, model_name=model, kwargs=kwargs)
@@ -238,11 +256,15 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
     EXECUTES_CODE = False  # nothing runs in the verifiers runtime; commands run in Harbor's sandbox
     APPENDS_SYSTEM_PROMPT = True  # Terminus-2 writes its own prompt around the instruction
 
-    def trial_config(self, data: HarborTaskData, model: str) -> TrialConfig:
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._unscored: dict[str, TrialError] = {}  # by trace id: errors `score` raises
+
+    def trial_config(self, data: HarborTaskData, model: str, summarizing: SummarizePlan | None = None) -> TrialConfig:
         """The Harbor TrialConfig of one rollout (no secrets in it: Harbor writes it to disk)."""
         config = self.config
         multiplier = config.timeout_multiplier if config.timeouts == "scaled" else 1.0
-        agent = config.agent.to_harbor(f"openai/{model}")
+        agent = config.agent.to_harbor(f"openai/{model}", summarizing)
         if config.timeouts == "ignored":
             agent.override_timeout_sec = IGNORED_AGENT_TIMEOUT_SEC
         return TrialConfig(
@@ -253,8 +275,22 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             environment=config.environment.to_harbor(Path(data.task_dir)),
         )
 
+    async def summarizing(self, ctx: Any) -> SummarizePlan | None:
+        """The context window and threshold Terminus-2 summarizes with, when `summarize` is on:
+        the configured window, else the inference server's (context_window.py)."""
+        agent = self.config.agent
+        if not (agent.summarize and agent.is_terminus):
+            return None
+        window, where = agent.context_tokens, "agent.context_tokens"
+        if window is None:
+            client = ctx.client
+            window = await served_context_window(client.base_url, resolve_api_key(client), ctx.model, client.headers)
+            where = f"max_model_len of {ctx.model} at {client.base_url}"
+        max_tokens = getattr(ctx.sampling, "max_tokens", None)
+        return summarize_plan(window, where, agent.summarize_below_free_tokens, max_tokens)
+
     async def launch(self, ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kwargs) -> vf.ProgramResult:
-        trial_config = self.trial_config(data, ctx.model)
+        trial_config = self.trial_config(data, ctx.model, await self.summarizing(ctx))
         if self.config.environment.import_path is None:
             await before_trial(self.config.environment.type)
         credentials = ModelCredentials(base_url=endpoint, api_key=secret)
@@ -275,11 +311,21 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             )
             await asyncio.sleep(delay)
         outcome.metrics["harbor_attempts"] = float(attempt + 1)
+        if outcome.error is None:
+            context_metrics, context_error = note_outcome(trace, result.agent_result and result.agent_result.metadata)
+            outcome.metrics.update(context_metrics)
+            outcome.error = context_error
         trace.record_metrics(outcome.metrics)
         trace.info.update(outcome.info)
         if outcome.error is not None:
             logger.warning("episode of %s errored, not scored: %s", data.name, outcome.error)
-            raise TrialError(outcome.error)
+            error = TrialError(outcome.error)
+            if trace.stop_condition is not None:
+                # verifiers ignores a harness's error once the interception has stopped the
+                # rollout (a turn limit; verifiers 0.3's context stop), and the episode would pass
+                # as done without a reward (0 to the trainer): `score` raises it instead.
+                self._unscored[trace.id] = error
+            raise error
         if "harbor_exception_type" in outcome.info:
             logger.info(
                 "episode of %s scored %s after the agent's %s",
@@ -289,6 +335,13 @@ class HarborTrialHarness(vf.Harness[HarborTrialHarnessConfig]):
             )
         trace.record_reward("reward", outcome.reward)
         return vf.ProgramResult(exit_code=0, stdout="", stderr="")
+
+    async def score(self, trace: Any, runtime: Any) -> None:
+        """verifiers' scoring stage, where an error fails the rollout even after a stop."""
+        error = self._unscored.pop(trace.id, None)
+        if error is not None:
+            raise error
+        await super().score(trace, runtime)
 
     async def _run_trial(self, trial_config: TrialConfig, credentials: ModelCredentials) -> tuple[TrialResult, Outcome]:
         """One Harbor Trial, its folder removed afterwards unless trials are kept."""

@@ -13,11 +13,19 @@ Outcomes of a call, as Terminus-2 expects them:
 - a reply: its content (and reasoning) and token usage (Terminus-2's own rollout details stay
   empty: the tokens and logprobs that training uses are in the verifiers trace);
 - `finish_reason == "length"`: `OutputLengthExceededError` with the truncated reply;
-- a prompt over the model's context: `ContextLengthExceededError` (Terminus-2's own outcome);
+- a prompt over the model's context (the server's refusal, or verifiers 0.3's
+  `context_length` stop): `ContextExhausted`, the episode's end (context_window.py);
 - the interception refused the turn (a stop condition or budget): `RolloutStopped`;
 - anything else (unreachable, timed out, 5xx, malformed): `ModelCallFailed`.
-The last two are BaseExceptions so that no `except Exception` retry loop in Terminus-2 or
-tenacity swallows or repeats them; `InterceptedTerminus2.run` turns them into outcomes.
+The last three are BaseExceptions so that no `except Exception` retry loop in Terminus-2 or
+tenacity swallows or repeats them; `InterceptedTerminus2.run` turns them into outcomes. (Not
+Harbor's ContextLengthExceededError: Terminus-2 answers that by unwinding and summarizing after
+the fact, which verifiers 0.3 cannot serve, its rollout being stopped; so one stack would
+summarize where the other ends the episode.)
+
+Each reply's token usage is kept (`measured`): Terminus-2 counts its chat's tokens from it
+(context_window.count_chat_tokens) to summarize ahead of the window, whose size is
+`context_window` (the inference server's max_model_len).
 """
 
 from __future__ import annotations
@@ -26,23 +34,16 @@ import json
 from typing import Any
 
 import aiohttp
-from harbor.llms.base import BaseLLM, ContextLengthExceededError, LLMResponse, OutputLengthExceededError
+from harbor.llms.base import BaseLLM, LLMResponse, OutputLengthExceededError
 from harbor.models.metric import UsageInfo
 
-from harbor_env.errors import ModelCallFailed, RolloutStopped
+from harbor_env.context_window import MeasuredCall, measure, says_context_exhausted
+from harbor_env.errors import ContextExhausted, ModelCallFailed, RolloutStopped
 
 ROLLOUT_STOPPED_MARKER = "rollout stopped"  # verifiers' interception: "rollout stopped: <why>"
-# How OpenAI-compatible servers word a prompt that does not fit: renderers ("exceeds maximum
-# context length", what verifiers' train client relays), vLLM, OpenAI.
-CONTEXT_LENGTH_PHRASES = (
-    "maximum context length",
-    "context length exceeded",
-    "context_length_exceeded",
-    "model's context length",
-    "prompt is too long",
-)
-# Without model_info, Harbor's LiteLLM falls back to this context size for models it does not
-# know, which is every model a trainer serves; it matters only when summarization is on.
+# Without a window (context_window) or model_info, Harbor's LiteLLM falls back to this context
+# size for models it does not know, which is every model a trainer serves; it matters only
+# when summarization is on, which then needs the window.
 FALLBACK_CONTEXT_LIMIT = 1_000_000
 # Options of Harbor's LiteLLM constructor that configure the transport, not the request
 # (Harbor 0.25 adds the connection's api_key, model_api_format and skip_model_parsing itself).
@@ -92,10 +93,13 @@ class InterceptionLLM(BaseLLM):
         reasoning_effort: str | None = None,
         model_info: dict[str, Any] | None = None,
         llm_kwargs: dict[str, Any] | None = None,
+        context_window: int | None = None,
     ):
         super().__init__()
         self._model_name = model_name
         self._model_info = model_info or {}
+        self._context_window = context_window
+        self.measured: MeasuredCall | None = None  # the last reply's chat, as the server counted it
         # What every call carries: the constructor's options (as Harbor's LiteLLM sends them),
         # then the agent's own settings.
         self._body, self._headers = request_parts(
@@ -162,6 +166,9 @@ class InterceptionLLM(BaseLLM):
                 f"malformed chat completion ({type(error).__name__}: {error}): {text[:300]!r}"
             ) from None
         content = message.get("content") or ""
+        usage = self._usage(reply.get("usage"))
+        if usage is not None and usage.prompt_tokens > 0:
+            self.measured = measure(body["messages"], content, usage.prompt_tokens, usage.completion_tokens)
         if choice.get("finish_reason") == "length":
             raise OutputLengthExceededError(
                 f"Model {self._model_name} hit max_tokens limit. Response was truncated.", truncated_response=content
@@ -170,7 +177,7 @@ class InterceptionLLM(BaseLLM):
             content=content,
             reasoning_content=message.get("reasoning_content"),
             model_name=reply.get("model"),
-            usage=self._usage(reply.get("usage")),
+            usage=usage,
         )
 
     def _request(
@@ -189,10 +196,10 @@ class InterceptionLLM(BaseLLM):
             message = error.get("message", text) if isinstance(error, dict) else str(error or text)
         except (ValueError, AttributeError):
             message = text
+        if status == 400 and says_context_exhausted(message):
+            raise ContextExhausted(message)
         if ROLLOUT_STOPPED_MARKER in message:
             raise RolloutStopped(message)
-        if status == 400 and any(p in message.lower() for p in CONTEXT_LENGTH_PHRASES):
-            raise ContextLengthExceededError(message)
         raise ModelCallFailed(f"model endpoint answered HTTP {status}: {message[:500]}")
 
     @staticmethod
@@ -208,6 +215,8 @@ class InterceptionLLM(BaseLLM):
         )
 
     def get_model_context_limit(self) -> int:
+        if self._context_window is not None:
+            return self._context_window
         limit = self._model_info.get("max_input_tokens") or self._model_info.get("max_tokens")
         return int(limit) if limit else FALLBACK_CONTEXT_LIMIT
 

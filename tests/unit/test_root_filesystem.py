@@ -158,7 +158,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def plan(root: Path, base: Path, **options: Any) -> tuple[RootFilesystem, Path | None]:
+def plan(root: Path, base: Path, **options: Any) -> RootFilesystem:
     """plan_filesystem for WORKDIR /app, nothing hidden, no base path allowed, no mounts, unless told."""
     defaults: dict[str, Any] = {"workdir": "/app", "hidden": set(), "allowed": set(), "mounts": LogMounts()}
     return plan_filesystem(root, base, **{**defaults, **options})
@@ -174,8 +174,7 @@ def test_plan_on_the_host(tmp_path: Path, base: Path) -> None:
         ],
         unbound={"/logs/artifacts"},
     )
-    fs, kept = plan_filesystem(root, base, workdir="/app", hidden={"/home", "/app"}, allowed={"/usr"}, mounts=mounts)
-    assert kept is None
+    fs = plan_filesystem(root, base, workdir="/app", hidden={"/home", "/app"}, allowed={"/usr"}, mounts=mounts)
     assert fs.owned == {*PRIVATE_DIRS, "/app", "/root", "/logs/artifacts"}
     assert fs.hidden == {"/home"}
     assert fs.allowed == {"/usr"}
@@ -189,19 +188,14 @@ def test_plan_on_the_host(tmp_path: Path, base: Path) -> None:
     assert mode(root / "logs/artifacts") == 0o777
 
 
-def test_plan_for_the_verifier_and_under_a_quota(tmp_path: Path, base: Path) -> None:
+def test_plan_for_the_verifier(tmp_path: Path, base: Path) -> None:
     logs = tmp_path / "logs"
     bound = [
         {"source": str(logs / "agent"), "target": "/logs/agent"},
         {"source": str(logs / "verifier"), "target": "/logs/verifier"},
     ]
-    fs, kept = plan(tmp_path / "v", base, mounts=LogMounts(bound=bound, writable_only="/logs/verifier"))
-    assert kept is None
+    fs = plan(tmp_path / "v", base, mounts=LogMounts(bound=bound, writable_only="/logs/verifier"))
     assert fs.binds == [Bind(logs / "agent", "/logs/agent", True), Bind(logs / "verifier", "/logs/verifier", False)]
-    fs, kept = plan(tmp_path / "q", base, mounts=LogMounts(bound=bound, into_root="/logs/agent"))
-    assert kept == logs / "agent"
-    assert "/logs/agent" in fs.owned and (tmp_path / "q/logs/agent").is_dir()
-    assert fs.binds == [Bind(logs / "verifier", "/logs/verifier", False)]
 
 
 def test_plan_on_an_image_copies_its_workdir_and_home(tmp_path: Path, base: Path) -> None:
@@ -216,7 +210,7 @@ def test_plan_applies_copies_and_owns_them(tmp_path: Path, base: Path) -> None:
     context = tmp_path / "environment"
     context.mkdir()
     (context / "f.txt").write_text("f")
-    fs, _ = plan(tmp_path / "root", base, copies=[CopyStep(("f.txt",), "/opt/f.txt", False, False, 2)], context=context)
+    fs = plan(tmp_path / "root", base, copies=[CopyStep(("f.txt",), "/opt/f.txt", False, False, 2)], context=context)
     assert "/opt/f.txt" in fs.owned
     assert (tmp_path / "root/opt/f.txt").read_text() == "f"
 

@@ -11,13 +11,15 @@ import asyncio
 import io
 import posixpath
 import shutil
+import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import IO, Any
 
 from harbor.environments.base import BaseEnvironment, ExecResult
 
-from harbor_env.sandbox.host_files import empty_host_dir, same_dir
+from harbor_env.sandbox.host_files import empty_host_dir, extract_within, same_dir
 
 # A folder ($1) as a tar stream on stdout, from inside the sandbox: sparse files as their data
 # only where the sandbox's tar can (GNU tar), so a 2 GB file of holes the agent made in 64 MB of
@@ -102,22 +104,32 @@ class SandboxFiles(BaseEnvironment):
             raise FileNotFoundError(
                 f"local sandbox: cannot read {source_dir}: {stderr.decode(errors='replace').strip()}"
             )
-        with tarfile.open(fileobj=io.BytesIO(stdout)) as archive:
-            archive.extractall(target, filter="data")
+        # What the agent left there (a link out of the folder, say) is skipped, not followed.
+        await asyncio.to_thread(extract_within, io.BytesIO(stdout), target)
 
     async def _upload_through_sandbox(self, source: Path, target: str, *, as_file: bool) -> None:
-        """Copy into a path the host cannot write directly, with tar inside the sandbox."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            if as_file:
-                archive.add(source, arcname=posixpath.basename(target))
-            else:
-                archive.add(source, arcname=".")
-        directory = posixpath.dirname(target) if as_file else target
-        code, _, stderr = await self._run(
-            ["/bin/sh", "-c", 'mkdir -p -- "$0" && tar -C "$0" -xf -', directory],
-            user=None,
-            stdin=buffer.getvalue(),
-        )
+        """Copy into a path the host cannot write directly, with tar inside the sandbox. The
+        archive is a file on the host, not memory: Harbor uploads the agent's logs back, and a
+        file of 100 GB of holes there must cost its data only (GNU tar's --sparse)."""
+        with tempfile.TemporaryFile() as archive:
+            await asyncio.to_thread(_write_archive, source, archive, posixpath.basename(target) if as_file else None)
+            archive.seek(0)
+            directory = posixpath.dirname(target) if as_file else target
+            code, _, stderr = await self._run(
+                ["/bin/sh", "-c", 'mkdir -p -- "$0" && tar -C "$0" -xf -', directory],
+                user=None,
+                stdin=archive,
+            )
         if code != 0:
             raise PermissionError(f"local sandbox: cannot write {target}: {stderr.decode(errors='replace').strip()}")
+
+
+def _write_archive(source: Path, out: IO[bytes], file_name: str | None) -> None:
+    """`source` (a folder, or a file stored as `file_name`) as a tar archive into `out`: by the
+    host's GNU tar where there is one (sparse files as their data), else by tarfile."""
+    tar = shutil.which("tar")
+    if tar is not None and file_name is None:
+        subprocess.run([tar, "--sparse", "-C", str(source), "-cf", "-", "."], stdout=out, check=True)
+        return
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        archive.add(source, arcname=file_name or ".")

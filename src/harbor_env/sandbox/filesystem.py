@@ -166,7 +166,6 @@ class LogMounts:
     bound: list[Mapping[str, Any]] = field(default_factory=list)
     unbound: set[str] = field(default_factory=set)
     writable_only: str | None = None  # the verifier's sandbox writes only this one (the reward)
-    into_root: str | None = None  # kept in the private root (under a quota), copied out at the end
 
 
 def plan_filesystem(
@@ -179,24 +178,19 @@ def plan_filesystem(
     mounts: LogMounts,
     copies: Iterable[CopyStep] = (),
     context: Path | None = None,
-) -> tuple[RootFilesystem, Path | None]:
+) -> RootFilesystem:
     """Prepare the private `root` of a sandbox and plan its mounts.
 
     Owned directories are created (on an image, with the image's WORKDIR and /root copied in),
     Harbor's mounts bound, the Dockerfile's COPY steps applied from the build `context`.
-    Returns the plan and the host folder of the log mount kept in the root, if any."""
+    Returns the plan."""
     fs = RootFilesystem(root=root, base=base, allowed=allowed)
     fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
     fs.hidden = hidden - fs.owned
-    kept_host: Path | None = None
     for mount in mounts.bound:
         if mount.get("type", "bind") != "bind":
             raise LocalSandboxError(f"local sandbox: only bind mounts are supported, got {mount}")
         target = normalize(mount["target"])
-        if target == mounts.into_root:
-            kept_host = Path(mount["source"])
-            fs.owned.add(target)
-            continue
         read_only = bool(mount.get("read_only")) or (mounts.writable_only not in (None, target))
         fs.binds.append(Bind(Path(mount["source"]), mount["target"], read_only))
         Path(mount["source"]).mkdir(parents=True, exist_ok=True)
@@ -216,4 +210,4 @@ def plan_filesystem(
     for step in copies:
         assert context is not None, "COPY steps need the build context"
         fs.owned |= apply_copy(step, context=context, dockerfile=context / "Dockerfile", root=root)
-    return fs, kept_host
+    return fs

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import IO
 
 
 def same_dir(a: Path, b: Path) -> bool:
@@ -16,9 +17,9 @@ def same_dir(a: Path, b: Path) -> bool:
     return False
 
 
-def extract_within(archive: Path, target: Path) -> None:
-    """Extract an archive the agent made: members tarfile's data filter refuses (absolute or
-    escaping links, devices) are skipped, not raised."""
+def extract_within(archive: Path | IO[bytes], target: Path) -> None:
+    """Extract an archive the agent made (a file, or a stream of one): members tarfile's data
+    filter refuses (absolute or escaping links, devices) are skipped, not raised."""
 
     def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
         try:
@@ -26,8 +27,9 @@ def extract_within(archive: Path, target: Path) -> None:
         except tarfile.FilterError:
             return None
 
-    with contextlib.suppress(tarfile.TarError), tarfile.open(archive) as tar:
-        tar.extractall(target, filter=safe)
+    with contextlib.suppress(tarfile.TarError):
+        with tarfile.open(archive) if isinstance(archive, Path) else tarfile.open(fileobj=archive) as tar:
+            tar.extractall(target, filter=safe)
 
 
 def remove_tree(path: Path) -> None:

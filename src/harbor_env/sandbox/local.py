@@ -45,7 +45,7 @@ from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, ImageLayout, sand
 from harbor_env.sandbox.exec import SandboxExec
 from harbor_env.sandbox.files import SandboxFiles, archive_command
 from harbor_env.sandbox.filesystem import LogMounts, RootFilesystem, hidden_paths, normalize, plan_filesystem
-from harbor_env.sandbox.host_files import extract_within, remove_tree
+from harbor_env.sandbox.host_files import remove_tree
 from harbor_env.sandbox.host_support import check_rootfs, require_tools, warn_once
 from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
@@ -65,9 +65,11 @@ DEFAULT_PATH = DOCKER_DEFAULT_PATH
 DEFAULT_WORKDIR = "/app"
 VERIFIER_DIR = str(EnvironmentPaths.verifier_dir)
 AGENT_DIR = str(EnvironmentPaths.agent_dir)
-# WORKDIR ($1) as a tar stream, inside the sandbox, links archived as links (archive_command, the
-# rest of the arguments); where the agent made WORKDIR a link into /proc, /sys or /dev, an empty
-# archive (tar would read the kernel's files).
+ARTIFACTS_DIR = str(EnvironmentPaths.artifacts_dir)
+LOG_DIRS = (AGENT_DIR, VERIFIER_DIR, ARTIFACTS_DIR)
+# A folder the verifier gets ($1: WORKDIR, the artifacts) as a tar stream, inside the sandbox,
+# links archived as links (archive_command, the rest of the arguments); where the agent made it a
+# link into /proc, /sys or /dev, an empty archive (tar would read the kernel's files).
 _ARCHIVE_WORKDIR = r"""
 case "$(readlink -f -- "$1")/" in /proc/* | /sys/* | /dev/*) exec tar -cf - -T /dev/null ;; esac
 shift
@@ -96,8 +98,14 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             self.config = LocalSandboxConfig(**own)
         except ValidationError as exc:
             raise ValueError(f"local sandbox: invalid environment kwargs: {exc}") from None
+        # Under a storage quota nothing of the host is bound, Harbor's log folders included: they
+        # are part of the quota's tmpfs, so the agent cannot fill the host's disk through them,
+        # and Harbor copies them out through the sandbox (`mounted` is off).
+        task_env_config = kwargs.get("task_env_config")
+        storage_mb = getattr(task_env_config, "storage_mb", None)
+        self._quota_planned = bool(storage_mb) and self.config.enforce_limits and quota_tools() is not None
         if _HARBOR_AUTO_MOUNTING:
-            kwargs.setdefault("auto_mounting", True)
+            kwargs.setdefault("auto_mounting", not self._quota_planned)
         self._base = Path(self.config.rootfs or "/")
         self._init: SandboxInit | None = None
         self._cgroup: CgroupLimits | None = None
@@ -110,7 +118,6 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         self._base_env: dict[str, str] = {}
         self._tools: dict[str, str] = {}
         self._storage_mb: int | None = None
-        self._agent_logs_host: Path | None = None  # the trial's agent folder, while not bound
         self._workdir_entries = ""  # WORKDIR's entries at the start, " "-separated
         self._commands: SandboxCommands | None = None
         self._agent_lock = asyncio.Lock()
@@ -129,10 +136,13 @@ class LocalSandbox(SandboxExec, SandboxFiles):
 
     @property
     def capabilities(self) -> EnvironmentCapabilities:
-        # mounted: Harbor's log directories are bind-mounted, so nothing is copied back.
+        # mounted: Harbor's log directories are bind-mounted, so nothing is copied back; under a
+        # storage quota they are not (Harbor downloads them through the sandbox).
         # dynamic_network_policy: each exec decides whether to join the sandbox's network
         # namespace, so the verifier phase may get a different policy than the agent.
-        return EnvironmentCapabilities(disable_internet=True, mounted=True, dynamic_network_policy=True)
+        return EnvironmentCapabilities(
+            disable_internet=True, mounted=not self._quota_planned, dynamic_network_policy=True
+        )
 
     @classmethod
     def resource_capabilities(cls) -> EnvironmentResourceCapabilities:
@@ -199,16 +209,13 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             home=os.environ.get("HOME"),
             on_image=on_image,
         )
-        bound = self._host_mounts if _HARBOR_AUTO_MOUNTING else self._mounts
-        mounts = LogMounts(
-            bound=bound,
-            unbound={normalize(m["target"]) for m in self._mounts if m not in bound},
-            writable_only=VERIFIER_DIR if for_verifier else None,
-            # Under a quota the agent's log folder is part of the quota's tmpfs, so the agent
-            # cannot fill the host's disk through it; it is copied to the trial at the end.
-            into_root=AGENT_DIR if self._storage_mb is not None and not for_verifier else None,
-        )
-        fs, self._agent_logs_host = plan_filesystem(
+        if self._quota_planned:
+            bound, unbound = [], {*LOG_DIRS, *(normalize(m["target"]) for m in self._mounts)}
+        else:
+            bound = self._host_mounts if _HARBOR_AUTO_MOUNTING else self._mounts
+            unbound = {normalize(m["target"]) for m in self._mounts if m not in bound}
+        mounts = LogMounts(bound=bound, unbound=unbound, writable_only=VERIFIER_DIR if for_verifier else None)
+        fs = plan_filesystem(
             root,
             self._base,
             workdir=self._workdir(),
@@ -241,7 +248,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         storage = self.task_env_config.storage_mb
         if storage and self.config.enforce_limits:
             tools = quota_tools()
-            if tools is not None:
+            if self._quota_planned and tools is not None:
                 self._storage_mb = storage
                 self._tools.update(tools)
             else:
@@ -311,7 +318,6 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             keep_workdir_modules=keep_workdir_modules,
         )
         warn_removed_modules(self.logger, self.environment_name, removed)
-        await self._sync_agent_logs()
         if self.verifier_mode == "fresh":
             await self._respawn_with_workdir()
         metadata = read_task_toml(self.environment_dir.parent).get("metadata")
@@ -341,29 +347,34 @@ class LocalSandbox(SandboxExec, SandboxFiles):
 
     async def _respawn_through_tar(self, old_dir: Path, workdir: str) -> None:
         """Where the host cannot reach WORKDIR (under a storage quota the root is a tmpfs only the
-        sandbox sees) or the agent put a link or a mount there: through tar, inside each sandbox."""
-        archive = old_dir / "workdir.tar"
+        sandbox sees) or the agent put a link or a mount there: through tar, inside each sandbox.
+        Under a quota the agent's artifacts go along (Harbor collects them after verification)."""
+        carried = [workdir, *([ARTIFACTS_DIR] if self._quota_planned else [])]
+        archives = {folder: old_dir / f"carried-{i}.tar" for i, folder in enumerate(carried)}
         # tar inside the sandbox: links the agent planted are archived as links, never followed
-        # on the host; the archive lives in the sandbox's host folder, which no sandbox sees.
-        with archive.open("wb") as out:
-            code, _, stderr = await self._run(
-                ["sh", "-c", _ARCHIVE_WORKDIR, "archive", workdir, *archive_command(workdir)], user=None, stdout=out
-            )
-        if code not in (0, 1):  # 1: a file changed while read (nothing of the agent runs now)
-            raise LocalSandboxError(
-                f"local sandbox: cannot archive {workdir} for the verifier: {stderr.decode(errors='replace').strip()}"
-            )
+        # on the host; the archives live in the sandbox's host folder, which no sandbox sees.
+        for folder, archive in archives.items():
+            with archive.open("wb") as out:
+                code, _, stderr = await self._run(
+                    ["sh", "-c", _ARCHIVE_WORKDIR, "archive", folder, *archive_command(folder)], user=None, stdout=out
+                )
+            if code not in (0, 1):  # 1: a file changed while read (nothing of the agent runs now)
+                raise LocalSandboxError(
+                    f"local sandbox: cannot archive {folder} for the verifier: "
+                    f"{stderr.decode(errors='replace').strip()}"
+                )
         await self._stop_processes()
         self._dir = None
         try:
             await self._create(for_verifier=True)
-            with archive.open("rb") as source:
-                code, _, stderr = await self._run(["tar", "-C", workdir, "-xpf", "-"], user=None, stdin=source)
-            if code != 0:
-                raise LocalSandboxError(
-                    f"local sandbox: cannot restore {workdir} for the verifier: "
-                    f"{stderr.decode(errors='replace').strip()}"
-                )
+            for folder, archive in archives.items():
+                with archive.open("rb") as source:
+                    code, _, stderr = await self._run(["tar", "-C", folder, "-xpf", "-"], user=None, stdin=source)
+                if code != 0:
+                    raise LocalSandboxError(
+                        f"local sandbox: cannot restore {folder} for the verifier: "
+                        f"{stderr.decode(errors='replace').strip()}"
+                    )
         finally:
             await asyncio.to_thread(remove_tree, old_dir)
 
@@ -405,27 +416,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         return self._cgroup.wrap(argv) if self._cgroup is not None else argv
 
     async def stop(self, delete: bool) -> None:
-        try:
-            await self._sync_agent_logs()
-        finally:
-            await self._teardown(delete=delete and not self.config.keep)
-
-    async def _sync_agent_logs(self) -> None:
-        """Copy the agent's log folder from the quota's tmpfs into the trial (once the agent is
-        done): through tar, as links and files, skipping whatever would land outside it."""
-        host, self._agent_logs_host = self._agent_logs_host, None
-        if host is None or self._dir is None or self._init is None or self._init.exit_code is not None:
-            return
-        archive = self._dir / "agent-logs.tar"
-        try:
-            with archive.open("wb") as out:
-                await self._run(archive_command(AGENT_DIR), user=None, stdout=out, timeout_sec=60)
-            await asyncio.to_thread(extract_within, archive, host)
-        except (TimeoutError, LocalSandboxError, OSError) as exc:
-            # Logs only: the sandbox died under us, or the agent left something unreadable.
-            self.logger.warning(f"local sandbox: could not copy {AGENT_DIR} to {host}: {exc}")
-        finally:
-            archive.unlink(missing_ok=True)
+        await self._teardown(delete=delete and not self.config.keep)
 
     async def _teardown(self, *, delete: bool) -> None:
         await self._stop_processes()

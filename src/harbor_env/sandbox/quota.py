@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harbor_env.sandbox.limits import JOIN_GROUPS
 
+VERIFIER_ROOM_MB = 512  # /tests and /logs/verifier each, beside the quota (memory only as used)
 # $1 size, $2 the tmpfs mount point, $3 the prepared root, $4 a count n; the next n arguments
 # are cgroup.procs files the shell joins, the rest is the command to run. The first move into
 # a cgroup v1 group waits for an RCU grace period (~7 ms here, nearly no CPU), so a background
@@ -21,7 +22,14 @@ from harbor_env.sandbox.limits import JOIN_GROUPS
 QUOTA_ROOT_SCRIPT = (
     "size=$1 quota=$2 root=$3 n=$4; shift 4; "
     f"({JOIN_GROUPS}) & joining=$!; "
-    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" && cp -a "$root/." "$quota/" || exit; '
+    'mount -t tmpfs -o "size=$size,mode=755" harbor-env-quota "$quota" || exit; '
+    # The verifier's inputs and outputs have their own room: an agent that fills the quota would
+    # otherwise make the upload of the tests fail, an errored episode GRPO drops. Mounted before
+    # the copy, so that what the root holds there (tests baked into a verifier's image) fills it.
+    'for own in tests logs/verifier; do [ -d "$root/$own" ] || continue; mkdir -p "$quota/$own" && '
+    f'mount -t tmpfs -o "size={VERIFIER_ROOM_MB}m,mode=$(stat -c %a "$root/$own")" harbor-env-verifier "$quota/$own" '
+    "|| exit; done; "
+    'cp -a "$root/." "$quota/" || exit; '
     'wait "$joining" || exit 125; shift "$n"; exec "$@"'
 )
 QUOTA_TOOLS = ("unshare", "mount", "cp")

@@ -8,6 +8,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE_TASKS = REPO / "datasets" / "harbor_tasks"
+# Tasks whose solving takes 15+ turns of long terminal output (context pressure): a data set of
+# their own, so that the sample tasks' many short-episode tests do not pay for them.
+LONG_TASKS = REPO / "datasets" / "long_tasks"
 
 
 def needs_image(task: Path) -> bool:

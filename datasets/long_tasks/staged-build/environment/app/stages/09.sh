@@ -1,0 +1,53 @@
+#!/bin/bash
+# Stage 09 of the build: needs out/08.txt (stage 08) and writes out/09.txt.
+set -u
+cd /app
+[ "09" = 01 ] || [ -f out/08.txt ] || { echo "stage 09: missing out/08.txt: run stage 08 first" >&2; exit 1; }
+grep -qx "codegen=portable" build.cfg || { echo "stage 09: the native code generator is not available on this machine; set codegen=portable in /app/build.cfg" >&2; exit 3; }
+echo "== stage 09: 6 modules =="
+echo "[cc] -pipe -Wextra -DNDEBUG -O2 -fPIC -c src/mod09_a/unit_0.c -o build/mod09_a/unit_0.o"
+echo "[cc] -fPIC -std=c11 -DNDEBUG -O2 -pipe -c src/mod09_a/unit_1.c -o build/mod09_a/unit_1.o"
+echo "[cc] -pipe -Wextra -Wall -DNDEBUG -std=c11 -c src/mod09_a/unit_2.c -o build/mod09_a/unit_2.o"
+echo "[cc] -fPIC -O2 -g -pipe -DNDEBUG -c src/mod09_a/unit_3.c -o build/mod09_a/unit_3.o"
+echo "[cc] -g -std=c11 -DNDEBUG -O2 -Wall -c src/mod09_a/unit_4.c -o build/mod09_a/unit_4.o"
+echo "[ar] rcs build/libmod09_a.a build/mod09_a/unit_0.o ... build/mod09_a/unit_4.o"
+echo "warning: mod09_a/unit_4.c:286: unused variable 'tmp7'"
+echo "[cc] -g -pipe -fPIC -DNDEBUG -O2 -c src/mod09_b/unit_0.c -o build/mod09_b/unit_0.o"
+echo "[cc] -fPIC -g -O2 -Wextra -DNDEBUG -c src/mod09_b/unit_1.c -o build/mod09_b/unit_1.o"
+echo "[cc] -g -pipe -O2 -DNDEBUG -fPIC -c src/mod09_b/unit_2.c -o build/mod09_b/unit_2.o"
+echo "[cc] -DNDEBUG -O2 -g -Wextra -std=c11 -c src/mod09_b/unit_3.c -o build/mod09_b/unit_3.o"
+echo "[cc] -fPIC -Wextra -Wall -std=c11 -DNDEBUG -c src/mod09_b/unit_4.c -o build/mod09_b/unit_4.o"
+echo "[ar] rcs build/libmod09_b.a build/mod09_b/unit_0.o ... build/mod09_b/unit_4.o"
+echo "warning: mod09_b/unit_1.c:36: unused variable 'tmp6'"
+echo "[cc] -fPIC -g -Wall -std=c11 -DNDEBUG -c src/mod09_c/unit_0.c -o build/mod09_c/unit_0.o"
+echo "[cc] -DNDEBUG -pipe -O2 -std=c11 -Wextra -c src/mod09_c/unit_1.c -o build/mod09_c/unit_1.o"
+echo "[cc] -DNDEBUG -std=c11 -Wextra -pipe -g -c src/mod09_c/unit_2.c -o build/mod09_c/unit_2.o"
+echo "[cc] -O2 -Wall -std=c11 -g -Wextra -c src/mod09_c/unit_3.c -o build/mod09_c/unit_3.o"
+echo "[cc] -Wextra -Wall -pipe -std=c11 -g -c src/mod09_c/unit_4.c -o build/mod09_c/unit_4.o"
+echo "[ar] rcs build/libmod09_c.a build/mod09_c/unit_0.o ... build/mod09_c/unit_4.o"
+echo "warning: mod09_c/unit_1.c:174: unused variable 'tmp2'"
+echo "[cc] -fPIC -O2 -DNDEBUG -g -Wextra -c src/mod09_d/unit_0.c -o build/mod09_d/unit_0.o"
+echo "[cc] -DNDEBUG -O2 -Wall -Wextra -std=c11 -c src/mod09_d/unit_1.c -o build/mod09_d/unit_1.o"
+echo "[cc] -O2 -Wall -fPIC -std=c11 -DNDEBUG -c src/mod09_d/unit_2.c -o build/mod09_d/unit_2.o"
+echo "[cc] -Wextra -g -Wall -pipe -O2 -c src/mod09_d/unit_3.c -o build/mod09_d/unit_3.o"
+echo "[cc] -fPIC -std=c11 -DNDEBUG -O2 -pipe -c src/mod09_d/unit_4.c -o build/mod09_d/unit_4.o"
+echo "[ar] rcs build/libmod09_d.a build/mod09_d/unit_0.o ... build/mod09_d/unit_4.o"
+echo "warning: mod09_d/unit_1.c:247: unused variable 'tmp8'"
+echo "[cc] -pipe -DNDEBUG -g -std=c11 -fPIC -c src/mod09_e/unit_0.c -o build/mod09_e/unit_0.o"
+echo "[cc] -Wextra -fPIC -Wall -O2 -std=c11 -c src/mod09_e/unit_1.c -o build/mod09_e/unit_1.o"
+echo "[cc] -fPIC -std=c11 -pipe -Wextra -Wall -c src/mod09_e/unit_2.c -o build/mod09_e/unit_2.o"
+echo "[cc] -Wextra -g -DNDEBUG -Wall -std=c11 -c src/mod09_e/unit_3.c -o build/mod09_e/unit_3.o"
+echo "[cc] -g -pipe -fPIC -std=c11 -Wall -c src/mod09_e/unit_4.c -o build/mod09_e/unit_4.o"
+echo "[ar] rcs build/libmod09_e.a build/mod09_e/unit_0.o ... build/mod09_e/unit_4.o"
+echo "warning: mod09_e/unit_4.c:35: unused variable 'tmp8'"
+echo "[cc] -pipe -DNDEBUG -g -Wall -Wextra -c src/mod09_f/unit_0.c -o build/mod09_f/unit_0.o"
+echo "[cc] -O2 -Wall -g -DNDEBUG -Wextra -c src/mod09_f/unit_1.c -o build/mod09_f/unit_1.o"
+echo "[cc] -DNDEBUG -std=c11 -pipe -O2 -g -c src/mod09_f/unit_2.c -o build/mod09_f/unit_2.o"
+echo "[cc] -fPIC -O2 -Wall -Wextra -DNDEBUG -c src/mod09_f/unit_3.c -o build/mod09_f/unit_3.o"
+echo "[cc] -std=c11 -Wall -DNDEBUG -pipe -g -c src/mod09_f/unit_4.c -o build/mod09_f/unit_4.o"
+echo "[ar] rcs build/libmod09_f.a build/mod09_f/unit_0.o ... build/mod09_f/unit_4.o"
+echo "warning: mod09_f/unit_0.c:44: unused variable 'tmp4'"
+mkdir -p out
+prev=$([ "09" = 01 ] && echo seed || cat out/08.txt)
+printf "%s stage-09\n" "$prev" | sha256sum | cut -c1-16 > out/09.txt
+echo "stage 09 done: $(cat out/09.txt)"
