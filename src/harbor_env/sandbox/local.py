@@ -103,7 +103,9 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         # and Harbor copies them out through the sandbox (`mounted` is off).
         task_env_config = kwargs.get("task_env_config")
         storage_mb = getattr(task_env_config, "storage_mb", None)
-        self._quota_planned = bool(storage_mb) and self.config.enforce_limits and quota_tools() is not None
+        # The quota's tools, probed once: None where no quota is asked for or it cannot be mounted.
+        self._quota_tools = quota_tools() if storage_mb and self.config.enforce_limits else None
+        self._quota_planned = self._quota_tools is not None
         if _HARBOR_AUTO_MOUNTING:
             kwargs.setdefault("auto_mounting", not self._quota_planned)
         self._base = Path(self.config.rootfs or "/")
@@ -246,19 +248,17 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             )
         self._storage_mb = None
         storage = self.task_env_config.storage_mb
-        if storage and self.config.enforce_limits:
-            tools = quota_tools()
-            if self._quota_planned and tools is not None:
-                self._storage_mb = storage
-                self._tools.update(tools)
-            else:
-                warn_once(
-                    self.logger,
-                    ("limits", "storage_mb"),
-                    "local sandbox: cannot enforce storage_mb here (the quota is a tmpfs mounted "
-                    "for the sandbox, which needs root and util-linux's unshare and mount); "
-                    "sandboxes run without a storage quota",
-                )
+        if self._quota_tools is not None:
+            self._storage_mb = storage
+            self._tools.update(self._quota_tools)
+        elif storage and self.config.enforce_limits:
+            warn_once(
+                self.logger,
+                ("limits", "storage_mb"),
+                "local sandbox: cannot enforce storage_mb here (the quota is a tmpfs mounted "
+                "for the sandbox, which needs root and util-linux's unshare and mount); "
+                "sandboxes run without a storage quota",
+            )
 
     async def start(self, force_build: bool) -> None:
         self._tools.update(require_tools(nsenter=self.command_path == "nsenter"))
