@@ -1,10 +1,16 @@
-"""Containers against the local sandbox, same tasks, one run: start -> first command -> stop, and
-a whole solving episode through the env-server wire.
+"""Containers against the local sandbox on the host's root and on the task's image, same tasks,
+one run: the first start, start -> first command -> stop, and a whole solving episode through the
+env-server wire.
 
+- sides: `local` (the local sandbox on the host's root, image_mode "host"), `image` (the local
+  sandbox on the task's image: image_mode "image", an overlay of the cached root), `podman`
+  (Harbor's podman environment).
+- first start: each task's first cycle on an empty image cache (image: podman build + unpack;
+  podman: its compose build). podman's layer cache is warm when the setup or the tests built
+  these Dockerfiles before, as on a machine that trained on them.
 - cycle: Harbor's own environment of each side, made as a Trial makes it (EnvironmentFactory,
   with harbor-env's compose overlay for podman): `start()`, `exec("true")`, `stop(delete=True)`;
-  the podman image is built before the first timed round (a warm start: what training sees
-  after each task's first episode).
+  warm (what training sees after each task's first episode).
 - episode: a solving Terminus-2 policy (the fake model) through an env server per side.
 
 Sides alternate within each round (ABBA), and the report gives medians and their ratio.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
@@ -38,13 +45,20 @@ from harbor_env.testing.env_server import connected, env_server_process  # noqa:
 from harbor_env.testing.episodes import episode_failure, run_episode, solving_model  # noqa: E402
 from harbor_env.testing.tasks import SAMPLE_TASKS  # noqa: E402
 
-SIDES = ("local", "podman")
+SIDES = ("local", "image", "podman")
+# Cycles also time image mode's other writable layer: `copy` (WORKDIR and home copied, the rest of
+# the image read-only), what hosts without root get.
+CYCLE_SIDES = ("local", "image", "copy", "podman")
 DEFAULT_TASKS = ["repair-config", "csv-to-json", "log-analysis"]
 
 
 def environment_config(side: str, work: Path) -> TrialEnvironmentConfig:
-    kwargs = {"sandbox_dir": str(work / "sandboxes")} if side == "local" else {}
-    return TrialEnvironmentConfig(type=side, kwargs=kwargs)
+    if side == "podman":
+        return TrialEnvironmentConfig(type="podman")
+    kwargs = {"sandbox_dir": str(work / "sandboxes"), "image_mode": "host" if side == "local" else "image"}
+    if side == "copy":
+        kwargs["writable_layer"] = "copy"
+    return TrialEnvironmentConfig(type="local", kwargs={**kwargs, "image_cache": str(work / "image-cache")})
 
 
 async def cycle(side: str, task_dir: Path, work: Path) -> tuple[float, float, float]:
@@ -83,10 +97,13 @@ async def episodes(tasks: list[str], rounds: int, work: Path) -> dict[str, list[
             )
             for side in SIDES
         }
-        with env_server_process(configs["local"]) as (_, local), env_server_process(configs["podman"]) as (_, pod):
-            async with connected(local) as local_client, connected(pod) as podman_client:
-                clients = {"local": local_client, "podman": podman_client}
-                for name in tasks:  # warm-up: the podman image, the first-episode imports
+        with contextlib.ExitStack() as servers:
+            async with contextlib.AsyncExitStack() as connections:
+                clients = {}
+                for side in SIDES:
+                    _, address = servers.enter_context(env_server_process(configs[side]))
+                    clients[side] = await connections.enter_async_context(connected(address))
+                for name in tasks:  # warm-up: the images, the first-episode imports
                     for side in SIDES:
                         await run_episode(clients[side], server, tokenizer, task_data(name))
                 for round_ in range(rounds):
@@ -105,36 +122,43 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS)
+    parser.add_argument("--cycles-only", action="store_true", help="skip the whole episodes")
     args = parser.parse_args()
     if (why := podman_unready()) is not None:
         raise SystemExit(f"bench/containers.py: {why}")
     with tempfile.TemporaryDirectory(prefix="harbor-env-bench-") as scratch:
         work = Path(scratch)
-        phases: dict[str, list[tuple[float, float, float]]] = {side: [] for side in SIDES}
-        for name in args.tasks:  # warm-up: builds the podman image
-            await cycle("podman", SAMPLE_TASKS / name, work)
+        phases: dict[str, list[tuple[float, float, float]]] = {side: [] for side in CYCLE_SIDES}
+        first: dict[str, list[float]] = {side: [] for side in CYCLE_SIDES}
+        for name in args.tasks:  # each task's first start: the images are made
+            for side in CYCLE_SIDES:
+                first[side].append(sum(await cycle(side, SAMPLE_TASKS / name, work)))
         for round_ in range(args.rounds):
-            order = SIDES if round_ % 2 == 0 else SIDES[::-1]
+            order = CYCLE_SIDES if round_ % 2 == 0 else CYCLE_SIDES[::-1]
             for name in args.tasks:
                 for side in order:
                     phases[side].append(await cycle(side, SAMPLE_TASKS / name, work))
-        whole = await episodes(args.tasks, args.rounds, work)
+        whole = {side: [] for side in SIDES} if args.cycles_only else await episodes(args.tasks, args.rounds, work)
 
     def ms(values: list[float]) -> float:
-        return statistics.median(values) * 1000
+        return statistics.median(values) * 1000 if values else float("nan")
 
     print(f"tasks: {', '.join(args.tasks)}; {args.rounds} rounds; medians in ms")
-    print("| side | start | first exec | stop | start -> exec -> stop | solving episode |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| side | first start, exec, stop | start | first exec | stop | start, exec, stop | solving episode |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     totals = {}
-    for side in SIDES:
+    for side in CYCLE_SIDES:
         start, exec_, stop = (ms([p[i] for p in phases[side]]) for i in range(3))
         totals[side] = ms([sum(p) for p in phases[side]])
-        print(f"| {side} | {start:.0f} | {exec_:.0f} | {stop:.0f} | {totals[side]:.0f} | {ms(whole[side]):.0f} |")
-    print(
-        f"podman / local: cycle {totals['podman'] / totals['local']:.1f}x, "
-        f"episode {ms(whole['podman']) / ms(whole['local']):.1f}x"
-    )
+        episode = ms(whole.get(side, []))
+        print(
+            f"| {side} | {ms(first[side]):.0f} | {start:.0f} | {exec_:.0f} | {stop:.0f} | {totals[side]:.0f} "
+            f"| {episode:.0f} |"
+        )
+    for side in ("image", "copy", "podman"):
+        target = " (image mode's target: <= 2x)" if side in ("image", "copy") else ""
+        episode = ms(whole.get(side, [])) / ms(whole["local"])
+        print(f"{side} / local: cycle {totals[side] / totals['local']:.2f}x{target}, episode {episode:.2f}x")
 
 
 if __name__ == "__main__":

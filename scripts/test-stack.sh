@@ -83,7 +83,7 @@ else
   # Harbor only. Its tests: the sandbox's own and real Trials in it.
   VIRTUAL_ENV="$venv" uv pip install -q "harbor==0.26.0" "${dev[@]}"
   VIRTUAL_ENV="$venv" uv pip install -q --no-deps -e .
-  set -- tests/test_local_sandbox.py tests/test_sandbox_hardening.py tests/test_command_server.py tests/test_trials.py "$@"
+  set -- tests/test_local_sandbox.py tests/test_sandbox_hardening.py tests/test_command_server.py tests/test_trials.py tests/test_image_mode.py "$@"
 fi
 "$venv/bin/python" - "$stack" <<'EOF'
 import importlib.metadata as m, sys

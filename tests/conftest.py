@@ -69,6 +69,12 @@ def work(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local sandbox's image cache for the session's image-mode tests (one build per image)."""
+    return tmp_path_factory.mktemp("image-cache")
+
+
 # ---------------------------------------------------------------------------- HarborEnvironment episodes
 
 if importlib.util.find_spec("verifiers") is not None:  # the sandbox-only stack has no verifiers

@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_TASKS, descendant_processes, write_task
 from verifiers.v1.serve import EnvClient
 
-from harbor_env.testing.configs import task_data
+from harbor_env.testing.configs import env_config, task_data
+from harbor_env.testing.containers import image_mode_unready
+from harbor_env.testing.env_server import env_server_process
 from harbor_env.testing.episodes import run_episode
 from harbor_env.testing.inference import FakeInferenceServer
 from harbor_env.testing.policies import SOLVING, ScriptedPolicy, run_script, script_then_finish, terminus_reply
@@ -52,6 +55,24 @@ LINGERING_WRITERS = {
 }
 MODES = ["fresh", "shared"]
 root_only_quota = pytest.mark.skipif(os.geteuid() != 0, reason="the storage quota needs root on the host")
+
+
+IMAGE_MODE_UNREADY = image_mode_unready()
+
+
+@pytest.fixture(scope="module", params=["host", "image"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, image_cache: Path) -> Iterator:
+    """Every attack runs twice: the sandbox on the host's root, and on the task's image (image
+    mode: an overlay of the image, the fresh verifier's WORKDIR carried through tar)."""
+    if request.param == "image" and IMAGE_MODE_UNREADY and os.environ.get("HARBOR_ENV_REQUIRE_CONTAINERS") != "1":
+        pytest.skip(f"no image tool: {IMAGE_MODE_UNREADY}")
+    work = tmp_path_factory.mktemp(f"served-{request.param}")
+    kwargs = {"sandbox_dir": str(work / "sandboxes"), "image_mode": request.param, "image_cache": str(image_cache)}
+    config = env_config(
+        work, include=["repair-config"], keep_trials=True, harness={"environment": {"type": "local", "kwargs": kwargs}}
+    )
+    with env_server_process(config) as (_, address):
+        yield address, work
 
 
 def probe_task(root: Path, name: str, mode: str, test_sh: str = HONEST_TEST, **kwargs) -> dict:
@@ -113,7 +134,7 @@ async def test_user_site_packages_cannot_reach_a_fresh_verifier(
 ) -> None:
     """A `.pth` file runs in every Python the tests start; the fresh verifier sandbox holds only
     WORKDIR, so the agent's home (and its site-packages) is not there. (Shared mode cannot stop
-    this: see the README's security table.)"""
+    this: see the security table, docs/security.md.)"""
     plant = """site=$(python3 -m site --user-site) && mkdir -p "$site"
 cat > "$site/zz-forge.pth" <<'EOF'
 import os; open("/logs/verifier/reward.json", "w").write('{"reward": 1}')

@@ -35,6 +35,11 @@ async def test_broken_inference_replies(fault: str, client: EnvClient, tokenizer
     with FakeInferenceServer(tokenizer, QUICK, fault=fault) as server:
         (trace,) = (await run_episode(client, server, tokenizer, task_data("git-history"))).traces
     assert not trace.ok and trace.rewards.get("reward") is None and trace.errors
+    if fault == "garbage":
+        # HTTP 200 with an HTML body: the interception answers the agent 502 with the parser's
+        # error; the message says that the server's reply could not be read, not that it said 502.
+        assert_errored(trace, mentions="the inference server's reply could not be read: not an error status")
+        assert not any("model endpoint answered HTTP 502" in error.message for error in trace.errors)
 
 
 VERIFIER_FAULTS = {

@@ -231,7 +231,7 @@ def test_cloud_sdk_extras_are_checked_then_installed_without_touching_prime_rls_
 
 
 def test_installing_harbor_env_into_prime_rls_environment_replaces_nothing(project: Project) -> None:
-    """`uv pip install <harbor-env>` into prime-rl's environment (the README's own-setup path)."""
+    """`uv pip install <harbor-env>` into prime-rl's environment (the own-setup path of docs/configs.md)."""
     done = subprocess.run(
         [project.uv, "pip", "install", "--dry-run", "--python", str(project.stub.python), "-e", str(project.root)],
         capture_output=True,

@@ -105,8 +105,8 @@ def test_reward_json_rules(real_result: TrialResult) -> None:
     assert interpret(with_rewards(real_result, None)).error.endswith("the verifier produced no result")
 
 
-# Harbor 0.25's error policy against this project's, per exception type, as the README's
-# comparison states them: (scored here, Harbor's `reward_valid`).
+# Harbor 0.25's error policy against this project's, per exception type, as the comparison in
+# docs/environment.md states them: (scored here, Harbor's `reward_valid`).
 POLICY_COMPARISON = {
     "AgentTimeoutError": (True, True),
     "NonZeroAgentExitCodeError": (True, False),
@@ -125,7 +125,7 @@ POLICY_COMPARISON = {
 @pytest.mark.parametrize("exception_type", sorted(POLICY_COMPARISON))
 def test_which_exceptions_keep_the_reward(exception_type: str, real_result: TrialResult) -> None:
     """The agent's own outcomes are scored on the state it left; everything else is errored even
-    when the verifier ran. Where Harbor has its own table (0.25+), it says what the README says."""
+    when the verifier ran. Where Harbor has its own table (0.25+), it says what docs/environment.md says."""
     scored_here, harbor_reward_valid = POLICY_COMPARISON[exception_type]
     failed = real_result.model_copy(
         update={

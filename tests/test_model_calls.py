@@ -4,6 +4,8 @@ outcome depends on it."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -84,8 +86,53 @@ async def test_the_fake_model_answers_the_token_api_as_prime_rls_vllm(tokenizer:
     ],
 )
 async def test_error_replies_become_the_agents_outcomes(status: int, body: dict, raised: type[BaseException]) -> None:
+    async with answering(web.json_response(body, status=status)) as llm:
+        with pytest.raises(raised) as caught:
+            await llm.call("hello")
+    assert caught.type is raised  # ContextExhausted is a RolloutStopped: no mix-up either way
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "says"),
+    [
+        # An inference server's 200 with a body that is not JSON, as verifiers' interception relays
+        # it: HTTP 502 with the train client's (json) or the eval client's (pydantic) parser error.
+        (
+            502,
+            '{"error": {"message": "Expecting value: line 1 column 1 (char 0)"}}',
+            "the inference server's reply could not be read: not an error status, but a body that is not a "
+            "chat completion (Expecting value: line 1 column 1 (char 0)); verifiers' interception answered "
+            "HTTP 502 for it",
+        ),
+        (
+            502,
+            '{"error": {"message": "malformed upstream response: ValueError: expected value at line 1 column 1"}}',
+            "the inference server's reply could not be read: not an error status, but a body that is not a "
+            "chat completion (malformed upstream response: ValueError: expected value at line 1 column 1)",
+        ),
+        # A 502 of the server itself stays one; a 200 that is not JSON says its status and body.
+        (502, '{"error": "upstream down"}', "model endpoint answered HTTP 502: upstream down"),
+        (
+            200,
+            "<html>Bad Gateway</html>",
+            "model endpoint answered HTTP 200 with a body that is not a chat completion "
+            "(JSONDecodeError: Expecting value: line 1 column 1 (char 0)): '<html>Bad Gateway</html>'",
+        ),
+    ],
+)
+async def test_failed_calls_say_what_the_server_answered(status: int, body: str, says: str) -> None:
+    async with answering(web.Response(text=body, status=status, content_type="text/html")) as llm:
+        with pytest.raises(ModelCallFailed) as caught:
+            await llm.call("hello")
+    assert says in str(caught.value)
+
+
+@contextlib.asynccontextmanager
+async def answering(response: web.Response) -> AsyncIterator[InterceptionLLM]:
+    """An InterceptionLLM whose endpoint answers every chat completion with `response`."""
+
     async def reply(_request: web.Request) -> web.Response:
-        return web.json_response(body, status=status)
+        return response
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", reply)
@@ -96,9 +143,7 @@ async def test_error_replies_become_the_agents_outcomes(status: int, body: dict,
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     llm = InterceptionLLM(model_name="openai/m", base_url=f"http://127.0.0.1:{port}/v1", api_key="k", timeout_sec=10)
     try:
-        with pytest.raises(raised) as caught:
-            await llm.call("hello")
-        assert caught.type is raised  # ContextExhausted is a RolloutStopped: no mix-up either way
+        yield llm
     finally:
         await llm.aclose()
         await runner.cleanup()

@@ -145,7 +145,7 @@ async def test_gold_scores_one_nop_zero_partial_fix_partial_credit(rows: Path, t
 
 
 def test_the_command_writes_the_folders(rows: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """The README's example: template options on the command line, a local repository path."""
+    """The example of docs/data.md: template options on the command line, a local repository path."""
     out = tmp_path / "out"
     args = ["--data-file", str(rows), "--columns", '{"patch": "gold"}', "--include", "calc-1", "--out", str(out)]
     args += ["--cache-dir", str(tmp_path / "cache")]
@@ -156,7 +156,7 @@ def test_the_command_writes_the_folders(rows: Path, tmp_path: Path, capsys: pyte
     assert convert(args) == 1  # the default repo_url (GitHub) is not reachable offline: the row is skipped
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(calc-1): git clone failed" in err and "https://github.com/calc.git" in err
-    # The README's local spelling: a path (relative to the working directory) as the repository.
+    # docs/data.md's local spelling: a path (relative to the working directory) as the repository.
     args += ["--repo-url", f"{os.path.relpath(rows.parent / 'upstream')}/{{repo}}", "--workdir", "/work/calc"]
     assert convert(args) == 0, capsys.readouterr().err
     task = out / "calc-1"
@@ -189,11 +189,11 @@ def test_the_command_writes_the_folders(rows: Path, tmp_path: Path, capsys: pyte
     assert [p.name for p in out.iterdir()] == ["calc-1"]
 
 
-def test_the_readmes_local_example_runs_as_written(rows: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    """The README's command for a local data set, run as written where it says: rows.jsonl in
-    SWE-bench's columns, the repository checked out in ./calc."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    command = readme[readme.index("uv run python -m harbor_env.datasets.swe_source --data-file rows.jsonl") :]
+def test_the_docs_local_example_runs_as_written(rows: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The command of docs/data.md for a local data set, run as written where it says: rows.jsonl
+    in SWE-bench's columns, the repository checked out in ./calc."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    command = docs[docs.index("uv run python -m harbor_env.datasets.swe_source --data-file rows.jsonl") :]
     command = command[: command.index("\n", command.index("--out"))].replace("\\\n", " ")
     argv = shlex.split(command)
     assert argv[:5] == ["uv", "run", "python", "-m", "harbor_env.datasets.swe_source"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make this machine run Harbor's podman environment offline, as CI does (README, "Containers"):
+# Make this machine run Harbor's podman environment offline, as CI does (docs/containers.md):
 # podman from Debian, podman-compose from PyPI (Harbor passes flags Debian's 1.0.3 lacks; it is
 # in the project's dev dependencies), the ulimit defaults a machine without CAP_SYS_RESOURCE
 # needs, and base images built from Debian's packages (no image registry is reachable here).

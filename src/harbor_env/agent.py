@@ -28,7 +28,7 @@ from typing import Any
 from harbor.agents.terminus_2.terminus_2 import Terminus2
 
 from harbor_env.context_window import METADATA_KEY, count_chat_tokens
-from harbor_env.errors import ContextExhausted, InferenceError, ModelCallFailed, RolloutStopped
+from harbor_env.errors import ContextExhausted, InferenceError, LocalSandboxError, ModelCallFailed, RolloutStopped
 from harbor_env.interception_llm import InterceptionLLM
 
 
@@ -161,6 +161,19 @@ class InterceptedTerminus2(Terminus2):
         if self._interception_llm is None:
             return super()._count_total_tokens(chat)
         return count_chat_tokens(chat.messages, self._interception_llm.measured)
+
+    async def setup(self, environment: Any) -> None:
+        # On a task's image there is usually no network to install tmux with: Terminus-2 would
+        # spend its install budget and fail with "Failed to start tmux session". Say what to add.
+        if getattr(environment, "on_image", False):
+            found = await environment.exec("command -v tmux", user="root")
+            if found.return_code != 0:
+                raise LocalSandboxError(
+                    f"{environment.environment_dir.parent}: the task's image has no tmux, which Terminus-2 "
+                    "drives; add it to environment/Dockerfile (Debian/Ubuntu: RUN apt-get update && "
+                    "apt-get install -y tmux; Alpine: RUN apk add tmux)"
+                )
+        await super().setup(environment)
 
     async def run(self, instruction: str, environment: Any, context: Any) -> None:
         try:

@@ -16,7 +16,11 @@ Outcomes of a call, as Terminus-2 expects them:
 - a prompt over the model's context (the server's refusal, or verifiers 0.3's
   `context_length` stop): `ContextExhausted`, the episode's end (context_window.py);
 - the interception refused the turn (a stop condition or budget): `RolloutStopped`;
-- anything else (unreachable, timed out, 5xx, malformed): `ModelCallFailed`.
+- anything else (unreachable, timed out, 5xx, malformed): `ModelCallFailed`, saying what
+  happened: the status and an excerpt of the body. An inference server that answers a success
+  status with a body that is not JSON reaches this client as the interception's HTTP 502 with
+  the parser's error as its text; the message says that the server's reply could not be read,
+  not that the server answered 502.
 The last three are BaseExceptions so that no `except Exception` retry loop in Terminus-2 or
 tenacity swallows or repeats them; `InterceptedTerminus2.run` turns them into outcomes. (Not
 Harbor's ContextLengthExceededError: Terminus-2 answers that by unwinding and summarizing after
@@ -31,6 +35,7 @@ Each reply's token usage is kept (`measured`): Terminus-2 counts its chat's toke
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -41,6 +46,13 @@ from harbor_env.context_window import MeasuredCall, measure, says_context_exhaus
 from harbor_env.errors import ContextExhausted, ModelCallFailed, RolloutStopped
 
 ROLLOUT_STOPPED_MARKER = "rollout stopped"  # verifiers' interception: "rollout stopped: <why>"
+
+# How verifiers' interception words an inference server's reply it could not read, which it
+# answers with HTTP 502 and this text: the train client's JSON error ("Expecting value: line 1
+# column 1 (char 0)"), the eval client's "malformed upstream response: ..." (pydantic's "expected
+# value at line 1 column 1"). An error status of the server itself is relayed as that status.
+UNREADABLE_REPLY = re.compile(r"malformed upstream response|\bline \d+ column \d+\b")
+
 # Without a window (context_window) or model_info, Harbor's LiteLLM falls back to this context
 # size for models it does not know, which is every model a trainer serves; it matters only
 # when summarization is on, which then needs the window.
@@ -163,7 +175,8 @@ class InterceptionLLM(BaseLLM):
             message = choice["message"]
         except (ValueError, KeyError, IndexError, TypeError) as error:
             raise ModelCallFailed(
-                f"malformed chat completion ({type(error).__name__}: {error}): {text[:300]!r}"
+                f"model endpoint answered HTTP {status} with a body that is not a chat completion "
+                f"({type(error).__name__}: {error}): {text[:300]!r}"
             ) from None
         content = message.get("content") or ""
         usage = self._usage(reply.get("usage"))
@@ -200,6 +213,11 @@ class InterceptionLLM(BaseLLM):
             raise ContextExhausted(message)
         if ROLLOUT_STOPPED_MARKER in message:
             raise RolloutStopped(message)
+        if status == 502 and UNREADABLE_REPLY.search(message):
+            raise ModelCallFailed(
+                "the inference server's reply could not be read: not an error status, but a body that is "
+                f"not a chat completion ({message[:300]}); verifiers' interception answered HTTP {status} for it"
+            )
         raise ModelCallFailed(f"model endpoint answered HTTP {status}: {message[:500]}")
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""The README's prime-rl `sft` config renders chats as the RL configs do."""
+"""The prime-rl `sft` config of docs/data.md renders chats as the RL configs do."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_sft_config() -> dict:
-    """The TOML block after the README's `uv run sft @ sft.toml`."""
-    readme = (ROOT / "README.md").read_text()
-    after = readme[readme.index("`uv run sft @ sft.toml`") :]
+    """The TOML block after `uv run sft @ sft.toml` in docs/data.md."""
+    data = (ROOT / "docs" / "data.md").read_text()
+    after = data[data.index("`uv run sft @ sft.toml`") :]
     return tomllib.loads(re.search(r"```toml\n(.*?)```", after, re.DOTALL)[1])
 
 

@@ -68,7 +68,7 @@ def _describe(error: dict[str, Any], source: Source) -> Problem:
     table = ".".join([source.key, *map(str, loc[:-1])])
     if error["type"] == "extra_forbidden":
         holder = _model_at(source.env, loc[:-1])
-        allowed = ", ".join(sorted(holder.model_fields)) if holder else "see the README"
+        allowed = ", ".join(sorted(holder.model_fields)) if holder else "see docs/environment.md"
         return Problem(f"unknown key `{loc[-1]}` in [{table}]", f"use one of: {allowed}")
     return Problem(f"[{table}] {loc[-1] if loc else ''}: {error['msg']}", "correct the value in the config")
 
@@ -168,7 +168,7 @@ def check_container_engines(plans: list[SourcePlan]) -> list[Problem]:
     problems = []
     for engine, probe, fix in (
         ("docker", docker_reachable, "start Docker (e.g. `sudo systemctl start docker`) with Compose v2"),
-        ("podman", podman_ready, "install podman and podman-compose (README: Containers)"),
+        ("podman", podman_ready, "install podman and podman-compose (docs/containers.md)"),
     ):
         users = [p.source.name for p in plans if p.environment == engine]
         if not users:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # The host's folders a sandbox on the host's root sees: programs, libraries, configuration.
+IMAGE_MODE_ENV_VAR = "HARBOR_ENV_IMAGE_MODE"
 HOST_SYSTEM_PATHS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc")
 
 
@@ -19,11 +21,37 @@ class LocalSandboxConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    image_mode: Literal["auto", "image", "host"] = Field(
+        default_factory=lambda: os.environ.get(IMAGE_MODE_ENV_VAR) or "auto",  # type: ignore[return-value]
+        description="image: run on the task's image, built (or its docker_image fetched) once with "
+        "podman or docker and unpacked into the image cache. host: on the host's root, applying only "
+        "WORKDIR, ENV and COPY. auto: the image wherever the Dockerfile has more than that (RUN, "
+        "USER, ...) or task.toml has only a docker_image. Default: $HARBOR_ENV_IMAGE_MODE, else auto.",
+    )
+    image_cache: str | None = Field(
+        default=None,
+        description="Where image roots are kept. Default: $HARBOR_ENV_IMAGE_CACHE, else "
+        "~/.cache/harbor-env/images. Prebuild with `python -m harbor_env.sandbox.images build DIR`.",
+    )
+    image_cache_gb: float = Field(
+        default=50.0,
+        gt=0,
+        description="Past this size the least recently used image roots no sandbox uses are removed.",
+    )
+    image_tool: Literal["auto", "podman", "docker"] = Field(
+        default="auto", description="What builds and fetches images: podman (no daemon), else docker's CLI."
+    )
+    writable_layer: Literal["auto", "overlay", "copy"] = Field(
+        default="auto",
+        description="On an image: overlay (needs root): the whole image is writable, each sandbox "
+        "writing to its own upper layer. copy: WORKDIR and home are private copies, the rest of the "
+        "image is read-only. auto: overlay where it can be mounted.",
+    )
     rootfs: str | None = Field(
         default=None,
         description="Unpacked image root file system (e.g. from `docker export`) to run on "
-        "instead of the host's `/`. Read-only; the task's working directory starts as a copy "
-        "of the image's.",
+        "instead of the host's `/` or the task's own image. Never written; the sandbox writes to "
+        "its own layer (writable_layer).",
     )
     sandbox_dir: str | None = Field(
         default=None,

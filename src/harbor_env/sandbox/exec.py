@@ -35,6 +35,7 @@ class SandboxExec(BaseEnvironment):
     _base_env: dict[str, str]
     _tools: dict[str, str]
     _network_isolated: bool
+    _image_user: str | None  # the image's USER: who commands run as when Harbor names no user
 
     def _workdir(self) -> str:
         raise NotImplementedError
@@ -42,6 +43,8 @@ class SandboxExec(BaseEnvironment):
     def _user_args(self, user: str | int | None) -> tuple[tuple[int, int] | None, str]:
         if user in (None, "root", 0, "0"):
             return None, "/root"
+        if isinstance(user, str):
+            user = user.split(":", 1)[0]  # an image's USER may be user:group
         entry = passwd_entry(self._base, int(user) if isinstance(user, str) and user.isdigit() else user)
         if entry is None:
             raise ValueError(f"local sandbox: user {user!r} does not exist in {self._base / 'etc/passwd'}")
@@ -130,7 +133,7 @@ class SandboxExec(BaseEnvironment):
         try:
             code, stdout, stderr = await self._run(
                 [shell, "-c", command],
-                user=self._resolve_user(user),
+                user=self._resolve_user(user) or self._image_user,
                 cwd=cwd or self._workdir(),
                 env=self._merge_env(env),
                 timeout_sec=timeout_sec,

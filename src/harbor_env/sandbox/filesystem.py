@@ -66,16 +66,26 @@ class RootFilesystem:
     binds: list[Bind] = field(default_factory=list)
     root_on_host: bool = True  # False when the sandbox's root is a tmpfs only it can see
     mounted_root: Path | None = None  # bound as `/` instead of `root` (the quota's tmpfs, filled from root)
+    layer: Path | None = None  # an overlay of the base with a private upper layer, mounted here (image mode)
     _read_only: dict[str, Path] = field(default_factory=dict)  # sandbox path -> base path
 
     def bwrap_args(self) -> list[str]:
         """`bwrap` arguments for the root file system (mounts only; no namespaces)."""
         owned = {normalize(p) for p in self.owned}
-        hidden = {normalize(p) for p in self.hidden}
-        expanded = {a for p in owned | hidden for a in _ancestors(p)}
-        args = ["--bind", str(self.mounted_root or self.root), "/"]
         self._read_only = {}
-        self._walk("/", owned | hidden | _NEVER_FROM_BASE, expanded, args)
+        if self.layer is not None:
+            # The whole base is writable through the overlay; the owned folders come from the
+            # private root on top of it, where the host reaches them.
+            args = ["--bind", str(self.layer), "/"]
+            private = self.mounted_root or self.root
+            for path in sorted(owned, key=lambda p: p.count("/")):
+                if not any(_is_under(path, other) for other in owned if other != path):
+                    args += ["--bind", str(private / path.lstrip("/")), path]
+        else:
+            hidden = {normalize(p) for p in self.hidden}
+            expanded = {a for p in owned | hidden for a in _ancestors(p)}
+            args = ["--bind", str(self.mounted_root or self.root), "/"]
+            self._walk("/", owned | hidden | _NEVER_FROM_BASE, expanded, args)
         args += ["--ro-bind", "/sys", "/sys", "--dev", "/dev", "--proc", "/proc"]
         for bind in sorted(self.binds, key=lambda b: b.target.count("/")):
             args += ["--ro-bind" if bind.read_only else "--bind", str(bind.source), normalize(bind.target)]
@@ -124,9 +134,18 @@ class RootFilesystem:
                 if for_write:
                     return None
                 return self._contained(source, posixpath.relpath(path, target))
-        if not self.root_on_host:
+        if not self.root_on_host or not self._owns(path):
             return None
         return self._contained(self.root, path.lstrip("/"))
+
+    def _owns(self, path: str) -> bool:
+        """Whether `path` lies in the private root (always, but for the overlay's own paths)."""
+        return self.layer is None or any(_is_under(path, normalize(owned)) for owned in self.owned)
+
+    def initial_path(self, sandbox_path: str) -> Path:
+        """Where the host finds what `sandbox_path` holds when the sandbox starts."""
+        path = normalize(sandbox_path)
+        return (self.root if self._owns(path) else self.base) / path.lstrip("/")
 
     @staticmethod
     def _contained(prefix: Path, relative: str) -> Path | None:
@@ -178,14 +197,24 @@ def plan_filesystem(
     mounts: LogMounts,
     copies: Iterable[CopyStep] = (),
     context: Path | None = None,
+    layer: Path | None = None,
+    private_workdir: bool = True,
 ) -> RootFilesystem:
     """Prepare the private `root` of a sandbox and plan its mounts.
 
     Owned directories are created (on an image, with the image's WORKDIR and /root copied in),
-    Harbor's mounts bound, the Dockerfile's COPY steps applied from the build `context`.
+    Harbor's mounts bound, the Dockerfile's COPY steps applied from the build `context`. With a
+    `layer` (the base as a writable overlay), WORKDIR and /root stay in it, unless
+    `private_workdir` asks for an empty WORKDIR of the private root (the fresh verifier's).
     Returns the plan."""
-    fs = RootFilesystem(root=root, base=base, allowed=allowed)
-    fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
+    fs = RootFilesystem(root=root, base=base, allowed=allowed, layer=layer)
+    if layer is None:
+        fs.owned = {*PRIVATE_DIRS, workdir, "/root"}
+    else:
+        # An image may lack its WORKDIR (buildah makes it only when a later step uses it; the
+        # container runtime then creates it empty): then it is an empty folder of the private root.
+        private_workdir = private_workdir or not (base / workdir.lstrip("/")).is_dir()
+        fs.owned = {*PRIVATE_DIRS, *([workdir] if private_workdir else [])}
     fs.hidden = hidden - fs.owned
     for mount in mounts.bound:
         if mount.get("type", "bind") != "bind":
@@ -199,7 +228,7 @@ def plan_filesystem(
     for owned in fs.owned:
         target_dir = root / owned.lstrip("/")
         source = base / owned.lstrip("/")
-        if on_image and source.is_dir() and owned not in PRIVATE_DIRS:
+        if on_image and layer is None and source.is_dir() and owned not in PRIVATE_DIRS:
             shutil.copytree(source, target_dir, symlinks=True, dirs_exist_ok=True)
         target_dir.mkdir(parents=True, exist_ok=True)
     for tmp in ("/tmp", "/var/tmp"):

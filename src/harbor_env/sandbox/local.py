@@ -41,15 +41,17 @@ from harbor_env.sandbox import reaper
 from harbor_env.sandbox.capabilities import init_bwrap_args, privilege_drop
 from harbor_env.sandbox.commands import SandboxCommands
 from harbor_env.sandbox.config import LocalSandboxConfig
-from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, ImageLayout, sandbox_layout
+from harbor_env.sandbox.dockerfile import DOCKER_DEFAULT_PATH, ImageLayout, parse_dockerfile, sandbox_layout
 from harbor_env.sandbox.exec import SandboxExec
 from harbor_env.sandbox.files import SandboxFiles, archive_command
 from harbor_env.sandbox.filesystem import LogMounts, RootFilesystem, hidden_paths, normalize, plan_filesystem
 from harbor_env.sandbox.host_files import remove_tree
 from harbor_env.sandbox.host_support import check_rootfs, require_tools, warn_once
+from harbor_env.sandbox.image_cache import ImageCache, ImageRoot, ImageSource, default_cache_dir
 from harbor_env.sandbox.init import SandboxInit, namespace_args
 from harbor_env.sandbox.limits import CgroupLimits, sandbox_limits, unenforced
 from harbor_env.sandbox.outbound import OutboundNetwork, slirp_tool
+from harbor_env.sandbox.overlay import overlay_tools, with_overlay
 from harbor_env.sandbox.quota import quota_tools, with_storage_quota
 from harbor_env.sandbox.task_info import NEEDS_IMAGE_KEY, needs_image, read_task_toml, states_network, verifier_mode
 from harbor_env.verifier_isolation import (
@@ -109,6 +111,9 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         if _HARBOR_AUTO_MOUNTING:
             kwargs.setdefault("auto_mounting", not self._quota_planned)
         self._base = Path(self.config.rootfs or "/")
+        self._image: ImageRoot | None = None  # image mode: the cached root, leased while this sandbox lives
+        self._image_user: str | None = None
+        self.image_mode = "host"  # decided from the task by _validate_definition: host, image or rootfs
         self._init: SandboxInit | None = None
         self._cgroup: CgroupLimits | None = None
         self._dir: Path | None = None
@@ -128,6 +133,15 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             raise ValueError('local sandbox: command_path = "server" needs root on the host; use "auto" or "nsenter"')
         self.command_path = ("server" if os.geteuid() == 0 else "nsenter") if path == "auto" else path
         super().__init__(*args, **kwargs)
+        # The writable layer on an image: an overlay where this host can mount one (root).
+        self._overlay_tools = None
+        if self.image_mode != "host" and self.config.writable_layer != "copy":
+            self._overlay_tools = overlay_tools()
+            if self._overlay_tools is None and self.config.writable_layer == "overlay":
+                raise ValueError(
+                    'local sandbox: writable_layer = "overlay" needs root on the host (and util-linux\'s '
+                    'unshare and mount); use "auto" or "copy"'
+                )
         task_toml = read_task_toml(self.environment_dir.parent)
         self._task_states_network = states_network(task_toml)
         self.verifier_mode = verifier_mode(self.environment_dir.parent, task_toml) or self.config.verifier
@@ -169,26 +183,50 @@ class LocalSandbox(SandboxExec, SandboxFiles):
                 f"{dockerfile} not found (and task.toml sets no [environment].docker_image): "
                 "the local sandbox reads WORKDIR, ENV and COPY from it"
             )
+        self.image_mode = self._choose_image_mode(dockerfile)
+
+    def _choose_image_mode(self, dockerfile: Path) -> str:
+        """rootfs: the unpacked image the user gave; image: the task's image, built or fetched
+        once (image_cache.py); host: the host's root, with what the Dockerfile describes applied."""
         if self.config.rootfs is not None:
             check_rootfs(Path(self.config.rootfs))
-        elif needs_image(self.environment_dir.parent, read_task_toml(self.environment_dir.parent)):
-            raise LocalSandboxError(
-                f"{self.environment_dir.parent / 'task.toml'}: [metadata] {NEEDS_IMAGE_KEY} = true: the task's "
-                "tests need its image, and the local sandbox runs on the host's root; run it with "
-                'environment.type = "podman" or "docker", or the local sandbox with rootfs=<unpacked image>'
-            )
+            return "rootfs"
+        task_dir = self.environment_dir.parent
+        needs = needs_image(task_dir, read_task_toml(task_dir))
+        if self.config.image_mode == "host":
+            if needs:
+                raise LocalSandboxError(
+                    f"{task_dir / 'task.toml'}: [metadata] {NEEDS_IMAGE_KEY} = true: the task's tests need "
+                    'its image, and image_mode = "host" runs it on the host\'s root; use image_mode "auto" or "image"'
+                )
+            return "host"
+        if self.config.image_mode == "image" or needs:
+            return "image"
+        # auto: the image wherever the host's root cannot stand in for it: a prebuilt image (which
+        # Harbor runs instead of the Dockerfile), or RUN, USER, ... steps.
+        if self.task_env_config.docker_image or not dockerfile.is_file():
+            return "image"
+        return "image" if parse_dockerfile(dockerfile).not_applied else "host"
+
+    @property
+    def on_image(self) -> bool:
+        """Whether the sandbox runs on an image's root file system (not the host's)."""
+        return self.image_mode != "host"
 
     def _read_layout(self) -> ImageLayout:
+        if self._image is not None:
+            # The image's own configuration: its base image's ENV included.
+            config = self._image.config
+            return ImageLayout(workdir=config.workdir, env=dict(config.env))
         dockerfile = self.environment_dir / "Dockerfile"
-        on_image = self.config.rootfs is not None
-        layout, skipped = sandbox_layout(dockerfile, on_image=on_image, docker_image=self.task_env_config.docker_image)
+        docker_image = self.task_env_config.docker_image
+        layout, skipped = sandbox_layout(dockerfile, on_image=self.on_image, docker_image=docker_image)
         if skipped:
             warn_once(
                 self.logger,
                 ("dockerfile", str(self.environment_dir)),
                 f"local sandbox: {dockerfile} instructions not applied: {'; '.join(skipped)}. "
-                "If the task needs them, run it with its image (rootfs=<unpacked image> or "
-                "Harbor's docker environment).",
+                'If the task needs them, run it on its image (environment kwargs image_mode = "image").',
             )
         return layout
 
@@ -202,8 +240,31 @@ class LocalSandbox(SandboxExec, SandboxFiles):
     def _workdir(self) -> str:
         return normalize(self.task_env_config.workdir or self._layout.workdir or DEFAULT_WORKDIR)
 
+    def _image_cache(self) -> ImageCache:
+        directory = Path(self.config.image_cache) if self.config.image_cache else default_cache_dir()
+        return ImageCache(directory, max_bytes=int(self.config.image_cache_gb * 1024**3), engine=self.config.image_tool)
+
+    async def _lease_image(self) -> None:
+        """Image mode: the task's image root from the cache (built or fetched on first use)."""
+        if self.image_mode != "image" or self._image is not None:
+            return
+        task_dir = self.environment_dir.parent
+        source = ImageSource(
+            task=str(task_dir), context=self.environment_dir, docker_image=self.task_env_config.docker_image
+        )
+        making = asyncio.ensure_future(asyncio.to_thread(self._image_cache().root_for, source))
+        try:
+            self._image = await asyncio.shield(making)
+        except asyncio.CancelledError:
+            # Harbor's build timeout: the build goes on in its thread (the next episode finds
+            # its root); the lease it ends with is given back.
+            making.add_done_callback(_release_when_made)
+            raise
+        self._base = self._image.rootfs
+        self._image_user = self._image.config.user
+
     def _plan_filesystem(self, root: Path, parent: Path, *, for_verifier: bool = False) -> RootFilesystem:
-        on_image = self.config.rootfs is not None
+        on_image = self.on_image
         hidden = hidden_paths(
             sandboxes_dir=parent,
             trials_dir=self.trial_paths.trial_dir.resolve().parent,
@@ -226,6 +287,8 @@ class LocalSandbox(SandboxExec, SandboxFiles):
             mounts=mounts,
             copies=self._layout.copies,
             context=self.environment_dir,
+            layer=self._dir / "merged" if self._overlay_tools is not None and self._dir is not None else None,
+            private_workdir=for_verifier,
         )
         return fs
 
@@ -262,13 +325,15 @@ class LocalSandbox(SandboxExec, SandboxFiles):
 
     async def start(self, force_build: bool) -> None:
         self._tools.update(require_tools(nsenter=self.command_path == "nsenter"))
+        self._tools.update(self._overlay_tools or {})
+        await self._lease_image()
         self._layout = self._read_layout()
         self._wants_outbound = self._outbound_wanted(self._network_policy)
         await self._create(for_verifier=False)
         # WORKDIR's entries before the agent runs (the task's own), from the prepared root.
         assert self._fs is not None
         with contextlib.suppress(OSError):
-            self._workdir_entries = " ".join(os.listdir(self._fs.root / self._workdir().lstrip("/")))
+            self._workdir_entries = " ".join(os.listdir(self._fs.initial_path(self._workdir())))
         self._base_env = {"PATH": DEFAULT_PATH, "HOSTNAME": "sandbox", **self._layout.env}
         await self._apply_network_policy(self._network_policy)
         await self._upload_environment_dir_after_start()
@@ -401,9 +466,17 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         )
 
     def _wrap_init(self, argv: list[str]) -> list[str]:
-        """The init's command line inside the storage quota's root and the sandbox's cgroups."""
+        """The init's command line on its writable layer (image mode), inside the storage quota's
+        root and the sandbox's cgroups."""
         assert self._fs is not None and self._dir is not None
-        if self._fs.mounted_root is not None and self._storage_mb is not None:
+        quota = self._fs.mounted_root is not None and self._storage_mb is not None
+        if self._fs.layer is not None:
+            # Under the quota the upper layer is part of its tmpfs (and of its mount namespace).
+            upper = (self._fs.mounted_root / ".layer" if quota and self._fs.mounted_root else self._dir) / "upper"
+            unshare = None if quota else self._tools["unshare"]
+            argv = with_overlay(argv, lower=self._base, upper=upper, merged=self._fs.layer, unshare=unshare)
+        if quota:
+            assert self._fs.mounted_root is not None and self._storage_mb is not None
             # Its shell joins the cgroups too, while it mounts: one shell less, and the wait of the join hidden.
             return with_storage_quota(
                 argv,
@@ -416,7 +489,12 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         return self._cgroup.wrap(argv) if self._cgroup is not None else argv
 
     async def stop(self, delete: bool) -> None:
-        await self._teardown(delete=delete and not self.config.keep)
+        try:
+            await self._teardown(delete=delete and not self.config.keep)
+        finally:
+            image, self._image = self._image, None
+            if image is not None:
+                image.release()
 
     async def _teardown(self, *, delete: bool) -> None:
         await self._stop_processes()
@@ -492,6 +570,11 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         if self._fs is None:
             raise LocalSandboxError("local sandbox: not running (start() was not called, or it was stopped)")
         return self._fs.host_path(sandbox_path, for_write=for_write)
+
+
+def _release_when_made(making: asyncio.Future[ImageRoot]) -> None:
+    if not making.cancelled() and making.exception() is None:
+        making.result().release()
 
 
 def _plain_directory(path: Path) -> bool:

@@ -31,6 +31,15 @@ def podman_unready() -> str | None:
     return None
 
 
+def image_mode_unready() -> str | None:
+    """Why the local sandbox's image mode cannot build the tests' images here, or None."""
+    if shutil.which("podman") is None:
+        return f"podman is not installed (run `{SETUP}`)"
+    if subprocess.run(["podman", "image", "exists", BASE_IMAGE], capture_output=True).returncode != 0:
+        return f"no base image {BASE_IMAGE} (run `{SETUP}`)"
+    return None
+
+
 def podman(*args: str) -> str:
     done = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=120, check=True)
     return done.stdout

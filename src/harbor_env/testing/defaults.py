@@ -20,6 +20,10 @@ ENVIRONMENT_DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no price-list download at import
     "HARBOR_TELEMETRY": "0",  # Harbor's Job would post a job-finished event
+    # The local sandbox runs tasks on the host's root unless a test asks for image mode (the
+    # default elsewhere; tests/test_image_mode.py): the suite's tasks find what their RUN steps
+    # install on this host, and need no image tool or build.
+    "HARBOR_ENV_IMAGE_MODE": "host",
 }
 
 
