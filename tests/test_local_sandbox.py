@@ -110,8 +110,9 @@ from pathlib import Path
 from conftest import make_sandbox
 from harbor_env.errors import LocalSandboxError
 async def main():
-    sandbox = make_sandbox(Path({task!r}), Path({work!r}), "crash")
+    sandbox = make_sandbox(Path({task!r}), Path({work!r}), "crash", **{kwargs!r})
     await sandbox.start(force_build=False)
+    await sandbox.exec("echo written > /usr/written || true")  # on an image: into the overlay
     # Daemons, and a write end of the init's stdin held open from inside (or tried).
     await sandbox.exec("tmux new-session -d -s terminus-2 'exec 9>/proc/1/fd/0; sleep 1000'; (setsid sleep 1000 >/dev/null 2>&1 &)")
     print(sandbox.init_pid, sandbox.sandbox_dir, flush=True)
@@ -120,13 +121,21 @@ asyncio.run(main())
 """
 
 
-def test_a_crashed_owner_takes_its_sandbox_and_daemons_along(work: Path) -> None:
+@pytest.mark.parametrize("image_mode", ["host", "image"])
+def test_a_crashed_owner_takes_its_sandbox_and_daemons_along(image_mode: str, work: Path, image_cache: Path) -> None:
     """The env server dies without stopping its sandboxes: nothing of them may live on, and
-    their folders and cgroups are reaped afterwards (here by the documented command)."""
+    their folders and cgroups are reaped afterwards (here by the documented command). On an
+    image, its overlay goes with it and the cached root is no longer held."""
     from harbor_env.sandbox import reaper
+    from harbor_env.sandbox.image_cache import ImageCache
+    from harbor_env.testing.containers import image_mode_unready
 
-    task = write_task(work, task_toml="[environment]\nmemory_mb = 256\n")
-    script = CRASHING_OWNER.format(tests=str(REPO / "tests"), task=str(task), work=str(work))
+    if image_mode == "image" and image_mode_unready() and os.environ.get("HARBOR_ENV_REQUIRE_CONTAINERS") != "1":
+        pytest.skip(f"no image tool: {image_mode_unready()}")
+    dockerfile = "FROM debian:bookworm-slim\nRUN echo image > /marker\nWORKDIR /app\n"
+    task = write_task(work, task_toml="[environment]\nmemory_mb = 256\n", dockerfile=dockerfile)
+    kwargs = {"image_mode": image_mode, "image_cache": str(image_cache)}
+    script = CRASHING_OWNER.format(tests=str(REPO / "tests"), task=str(task), work=str(work), kwargs=kwargs)
     result = subprocess.run([os.sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     init_pid, sandbox_dir = result.stdout.split()
     namespace = pid_namespace(int(init_pid))
@@ -149,6 +158,10 @@ def test_a_crashed_owner_takes_its_sandbox_and_daemons_along(work: Path) -> None
     )
     assert f"reaped {sandbox_dir}" in command.stdout, command.stdout + command.stderr
     assert not Path(sandbox_dir).exists() and not any(Path(g).exists() for g in groups)
+    assert sandbox_dir not in Path("/proc/self/mountinfo").read_text(), "a mount of the sandbox was left"
+    if image_mode == "image":
+        (entry,) = [e for e in ImageCache(image_cache, max_bytes=None).entries() if e.source == str(task)]
+        assert not entry.in_use, "the crashed sandbox still holds its image root"
 
 
 async def test_keep_leaves_the_directory(work: Path) -> None:
