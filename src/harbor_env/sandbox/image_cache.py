@@ -59,6 +59,11 @@ class ImageSource:
     context: Path  # the environment folder
     docker_image: str | None  # a prebuilt image, which wins over the Dockerfile (as in Harbor)
 
+    @classmethod
+    def for_task(cls, task_dir: Path, docker_image: str | None) -> ImageSource:
+        """The image of the task folder `task_dir` (its environment/ folder, or `docker_image`)."""
+        return cls(task=str(task_dir), context=task_dir / "environment", docker_image=docker_image or None)
+
     @property
     def dockerfile(self) -> Path:
         return self.context / "Dockerfile"

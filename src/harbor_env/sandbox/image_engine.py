@@ -8,6 +8,7 @@ preferred; docker is used where it is the only one installed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -45,13 +46,7 @@ class ImageConfig:
     architecture: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "image_id": self.image_id,
-            "env": self.env,
-            "workdir": self.workdir,
-            "user": self.user,
-            "architecture": self.architecture,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ImageConfig:

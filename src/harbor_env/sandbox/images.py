@@ -42,7 +42,7 @@ def task_dirs(folders: list[Path]) -> list[Path]:
 def image_source(task_dir: Path) -> ImageSource:
     environment = read_task_toml(task_dir).get("environment")
     docker_image = environment.get("docker_image") if isinstance(environment, dict) else None
-    return ImageSource(task=str(task_dir), context=task_dir / "environment", docker_image=docker_image or None)
+    return ImageSource.for_task(task_dir, docker_image)
 
 
 def build(cache: ImageCache, folders: list[Path], *, refresh: bool) -> int:

@@ -248,10 +248,7 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         """Image mode: the task's image root from the cache (built or fetched on first use)."""
         if self.image_mode != "image" or self._image is not None:
             return
-        task_dir = self.environment_dir.parent
-        source = ImageSource(
-            task=str(task_dir), context=self.environment_dir, docker_image=self.task_env_config.docker_image
-        )
+        source = ImageSource.for_task(self.environment_dir.parent, self.task_env_config.docker_image)
         making = asyncio.ensure_future(asyncio.to_thread(self._image_cache().root_for, source))
         try:
             self._image = await asyncio.shield(making)
@@ -469,20 +466,20 @@ class LocalSandbox(SandboxExec, SandboxFiles):
         """The init's command line on its writable layer (image mode), inside the storage quota's
         root and the sandbox's cgroups."""
         assert self._fs is not None and self._dir is not None
-        quota = self._fs.mounted_root is not None and self._storage_mb is not None
+        quota = self._fs.mounted_root if self._storage_mb is not None else None
         if self._fs.layer is not None:
             # Under the quota the upper layer is part of its tmpfs (and of its mount namespace).
-            upper = (self._fs.mounted_root / ".layer" if quota and self._fs.mounted_root else self._dir) / "upper"
-            unshare = None if quota else self._tools["unshare"]
+            upper = (quota / ".layer" if quota is not None else self._dir) / "upper"
+            unshare = None if quota is not None else self._tools["unshare"]
             argv = with_overlay(argv, lower=self._base, upper=upper, merged=self._fs.layer, unshare=unshare)
-        if quota:
-            assert self._fs.mounted_root is not None and self._storage_mb is not None
+        if quota is not None:
+            assert self._storage_mb is not None
             # Its shell joins the cgroups too, while it mounts: one shell less, and the wait of the join hidden.
             return with_storage_quota(
                 argv,
                 unshare=self._tools["unshare"],
                 storage_mb=self._storage_mb,
-                quota=self._fs.mounted_root,
+                quota=quota,
                 root=self._fs.root,
                 cgroup_procs=self._cgroup.procs if self._cgroup is not None else [],
             )
